@@ -1,0 +1,25 @@
+"""Beanie documents, one module per collection."""
+
+from beanie import Document
+
+from models.call import CallDocument
+from models.contact import ContactDocument
+from models.counter import Counter
+from models.deal import DealDocument
+from models.email import EmailDocument
+from models.lead import LeadDocument
+from models.note import NoteDocument
+from models.organization import OrganizationDocument
+from models.task import TaskDocument
+
+DOCUMENT_MODELS: list[type[Document]] = [
+    LeadDocument,
+    EmailDocument,
+    CallDocument,
+    TaskDocument,
+    NoteDocument,
+    DealDocument,
+    OrganizationDocument,
+    ContactDocument,
+    Counter,
+]

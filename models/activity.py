@@ -1,0 +1,32 @@
+"""One entry of a lead's timeline, embedded in the lead document (`activities`)."""
+
+from datetime import datetime
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ActivityType(Enum):
+    CREATED = "created"
+    UPDATED = "updated"
+    STATUS_CHANGED = "status_changed"
+    EMAIL_SENT = "email_sent"
+    CALL_LOGGED = "call_logged"
+    TASK_CREATED = "task_created"
+    TASK_UPDATED = "task_updated"
+    NOTE_ADDED = "note_added"
+    CONVERTED_TO_DEAL = "converted_to_deal"
+
+
+class Activity(BaseModel):
+    """Stored as the seed's `{type, description, by, timestamp}`, plus the changed field if any."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    type: ActivityType
+    description: str
+    by: str | None = None
+    timestamp: datetime
+    field: str | None = None
+    old_value: str | None = Field(default=None, alias="oldValue")
+    new_value: str | None = Field(default=None, alias="newValue")

@@ -1,0 +1,31 @@
+"""What every stored document shares: UTC millisecond timestamps and alias-aware fields."""
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from beanie import Document
+from beanie.odm.utils.encoder import Encoder
+from pydantic import BaseModel, ConfigDict
+
+
+def utc_now() -> datetime:
+    """Now in UTC, cut to the millisecond BSON stores, so a value reads back equal."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+class CrmDocument(Document):
+    """Python attributes are snake_case; stored field names keep the seed's spelling (aliases)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+def to_bson(value: object) -> object:
+    """A Python value (enum, model, list…) as stored: enums by value, models by alias."""
+    return Encoder(to_db=True).encode(value)
+
+
+def stored_fields(model: type[BaseModel], values: Mapping[str, object]) -> dict[str, object]:
+    """`{python_name: value}` → `{stored_name: bson_value}` for a `$set`."""
+    fields = model.model_fields
+    return {(fields[name].alias or name): to_bson(value) for name, value in values.items()}

@@ -1,0 +1,70 @@
+"""The `leads` collection."""
+
+from datetime import datetime
+from enum import Enum
+
+import pymongo
+from pydantic import Field
+from pymongo import IndexModel
+
+from models.activity import Activity
+from models.base import CrmDocument
+
+
+class LeadStatus(Enum):
+    NEW = "New"
+    CONTACTED = "Contacted"
+    NURTURE = "Nurture"
+    QUALIFIED = "Qualified"
+    UNQUALIFIED = "Unqualified"
+    JUNK = "Junk"
+
+
+class LeadDocument(CrmDocument):
+    lead_id: str
+    # The numeric part of lead_id: orders leads by id correctly past LEAD-999.
+    lead_number: int = Field(alias="leadNumber")
+    salutation: str | None = None
+    first_name: str = Field(alias="firstName")
+    last_name: str | None = Field(default=None, alias="lastName")
+    email: str | None = None
+    mobile: str | None = None
+    organization: str | None = None
+    website: str | None = None
+    job_title: str | None = Field(default=None, alias="jobTitle")
+    industry: str | None = None
+    source: str | None = None
+    status: LeadStatus = LeadStatus.NEW
+    gender: str | None = None
+    no_of_employees: str | None = Field(default=None, alias="noOfEmployees")
+    annual_revenue: float | None = Field(default=None, alias="annualRevenue")
+    territory: str | None = None
+    lead_owner: str | None = Field(default=None, alias="leadOwner")
+    created_at: datetime = Field(alias="createdAt")
+    created_by: str | None = Field(default=None, alias="createdBy")
+    updated_at: datetime = Field(alias="updatedAt")
+    converted_to_deal: bool = Field(default=False, alias="convertedToDeal")
+    deal_id: str | None = Field(default=None, alias="dealId")
+    activities: list[Activity] = Field(default_factory=list)
+
+    class Settings:
+        name = "leads"
+        indexes = [
+            # The seed's recommended indexes.
+            IndexModel("lead_id", unique=True, name="lead_id_unique"),
+            IndexModel("email", name="email"),
+            IndexModel("status", name="status"),
+            IndexModel([("createdAt", pymongo.DESCENDING)], name="createdAt_desc"),
+            # Keyset pagination: each order field with _id as the tie-breaker.
+            IndexModel([("createdAt", 1), ("_id", 1)], name="createdAt_id"),
+            IndexModel([("updatedAt", 1), ("_id", 1)], name="updatedAt_id"),
+            IndexModel("leadNumber", unique=True, sparse=True, name="leadNumber_unique"),
+            IndexModel([("annualRevenue", 1), ("_id", 1)], name="annualRevenue_id"),
+            IndexModel([("firstName", 1), ("_id", 1)], name="firstName_id"),
+            # LeadFilter equality filters.
+            IndexModel("leadOwner", name="leadOwner"),
+            IndexModel("source", name="source"),
+            IndexModel("industry", name="industry"),
+            IndexModel("territory", name="territory"),
+            IndexModel("convertedToDeal", name="convertedToDeal"),
+        ]

@@ -1,0 +1,1 @@
+"""Query, mutation and field resolvers; business rules live in `resolvers.services`."""

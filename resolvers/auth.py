@@ -1,0 +1,103 @@
+"""Bearer JWTs (DESIGN.md §5): verifying the caller, and minting tokens for scripts."""
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import jwt
+
+from config import Settings
+from resolvers.services.errors import Forbidden, Unauthenticated
+
+ADMIN_ROLE = "admin"
+LEEWAY_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The authenticated caller, from the token's claims only."""
+
+    id: str
+    name: str | None
+    email: str | None
+    role: str
+
+    def require_admin(self) -> None:
+        if self.role != ADMIN_ROLE:
+            raise Forbidden(f"This operation needs the {ADMIN_ROLE!r} role")
+
+
+def dev_secret(settings: Settings) -> str:
+    """Dev mode's signing secret: made once, kept in the data dir so tokens survive restarts."""
+    path = settings.data_dir / "dev-jwt-secret"
+    if not path.exists():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+class TokenService:
+    """Verifies (and, with a shared secret, mints) tokens with one pinned algorithm."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        if settings.jwt_public_key:
+            self.algorithm, self.verify_key = "RS256", settings.jwt_public_key
+            self.signing_key: str | None = None
+        else:
+            self.algorithm = "HS256"
+            self.signing_key = settings.jwt_secret or dev_secret(settings)
+            self.verify_key = self.signing_key
+
+    def verify(self, authorization: str | None) -> Viewer:
+        """The caller of an `Authorization` header value; Unauthenticated when it is not valid."""
+        if not authorization:
+            raise Unauthenticated("Missing Authorization header: send 'Bearer <token>'")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("Authorization header must be 'Bearer <token>'")
+        try:
+            claims = jwt.decode(
+                token.strip(),
+                self.verify_key,
+                algorithms=[self.algorithm],
+                issuer=self.settings.jwt_issuer,
+                audience=self.settings.jwt_audience,
+                leeway=LEEWAY_SECONDS,
+                options={"require": ["exp", "sub"]},
+            )
+        except jwt.ExpiredSignatureError as error:
+            raise Unauthenticated("Token has expired") from error
+        except jwt.InvalidTokenError as error:
+            raise Unauthenticated(f"Invalid token: {error}") from error
+        return Viewer(
+            id=str(claims["sub"]),
+            name=_optional_str(claims.get("name")),
+            email=_optional_str(claims.get("email")),
+            role=str(claims.get("role") or ""),
+        )
+
+    def mint(
+        self,
+        *,
+        subject: str,
+        name: str | None = None,
+        email: str | None = None,
+        role: str = ADMIN_ROLE,
+        ttl: timedelta = timedelta(hours=12),
+    ) -> str:
+        if self.signing_key is None:
+            raise RuntimeError("Tokens are signed by your identity provider when RS256 is used")
+        now = datetime.now(UTC)
+        claims: dict[str, object] = {"sub": subject, "role": role, "iat": now, "exp": now + ttl}
+        claims.update({key: value for key, value in (("name", name), ("email", email)) if value})
+        if self.settings.jwt_issuer:
+            claims["iss"] = self.settings.jwt_issuer
+        if self.settings.jwt_audience:
+            claims["aud"] = self.settings.jwt_audience
+        return jwt.encode(claims, self.signing_key, algorithm=self.algorithm)
+
+
+def _optional_str(value: object) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,53 @@
+"""Calls logged with a lead."""
+
+from collections.abc import Mapping
+
+from models.activity import ActivityType
+from models.base import utc_now
+from models.call import CallDocument
+from models.lead import LeadDocument
+from resolvers.auth import Viewer
+from resolvers.lead import full_name, get_lead
+from resolvers.services import timeline
+from resolvers.services.children import add_to_lead
+from resolvers.services.validation import NotNull, Number, Rule, Text, clean
+
+CALL_RULES: dict[str, Rule] = {
+    "duration": Number(maximum=24 * 60 * 60),
+    "phone": Text(max_length=32, format="phone"),
+    "to": Text(max_length=200),
+    "type": NotNull(),
+    "status": NotNull(),
+    "timestamp": NotNull(),
+}
+
+
+def _duration_text(seconds: int) -> str:
+    minutes, seconds = divmod(seconds, 60)
+    return f"{minutes}m {seconds}s" if minutes else f"{seconds}s"
+
+
+async def log_call(
+    viewer: Viewer, lead_id: str, values: Mapping[str, object]
+) -> tuple[CallDocument, LeadDocument]:
+    fields = clean(values, CALL_RULES)
+    lead = await get_lead(lead_id)
+    now = utc_now()
+    call = CallDocument.model_validate(
+        {
+            "phone": lead.mobile,
+            "to": full_name(lead),
+            "timestamp": now,
+            **{name: value for name, value in fields.items() if value is not None},
+            "lead_id": lead.lead_id,
+            "from_": viewer.name,
+            "logged_by": viewer.name,
+        }
+    )
+    entry = timeline.activity(
+        ActivityType.CALL_LOGGED,
+        f"{call.type.value} logged ({_duration_text(call.duration)}, {call.status.value})",
+        by=viewer.name,
+        at=now,
+    )
+    return await add_to_lead(lead, call, entry)

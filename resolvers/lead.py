@@ -1,0 +1,149 @@
+"""Leads: look-ups, the list with filters and order, create, update, status."""
+
+import re
+from collections.abc import Mapping
+from enum import Enum
+from typing import Any
+
+from pymongo.errors import DuplicateKeyError
+
+from models.activity import ActivityType
+from models.base import stored_fields, utc_now
+from models.lead import LeadDocument, LeadStatus
+from resolvers.auth import Viewer
+from resolvers.services import sequence, timeline
+from resolvers.services.errors import Conflict, not_found
+from resolvers.services.pagination import Order, Page, paginate
+from resolvers.services.validation import NotNull, Number, Rule, Text, clean
+
+LEAD_RULES: dict[str, Rule] = {
+    "salutation": Text(max_length=20),
+    "first_name": Text(max_length=100, required=True),
+    "last_name": Text(max_length=100),
+    "email": Text(max_length=254, format="email"),
+    "mobile": Text(max_length=32, format="phone"),
+    "organization": Text(max_length=200),
+    "website": Text(max_length=2048),
+    "job_title": Text(max_length=200),
+    "industry": Text(max_length=100),
+    "source": Text(max_length=100),
+    "gender": Text(max_length=50),
+    "no_of_employees": Text(max_length=50),
+    "annual_revenue": Number(),
+    "territory": Text(max_length=100),
+    "lead_owner": Text(max_length=200),
+    "status": NotNull(),
+}
+# Writes that lose a race with another writer of the same lead are retried this often.
+MAX_WRITE_ATTEMPTS = 25
+SEARCH_FIELDS = ("firstName", "lastName", "email", "organization", "lead_id")
+
+
+class LeadOrderField(Enum):
+    """What `leads` can be ordered by; the value is the stored field that is sorted."""
+
+    CREATED_AT = "createdAt"
+    UPDATED_AT = "updatedAt"
+    LEAD_ID = "leadNumber"
+    ANNUAL_REVENUE = "annualRevenue"
+    FIRST_NAME = "firstName"
+
+
+def full_name(lead: LeadDocument) -> str:
+    return " ".join(part for part in (lead.first_name, lead.last_name) if part)
+
+
+async def get_lead(lead_id: str) -> LeadDocument:
+    lead = await LeadDocument.find_one({"lead_id": lead_id})
+    if lead is None:
+        raise not_found("Lead", lead_id)
+    return lead
+
+
+def _literal(text: str) -> dict[str, str]:
+    """A case-insensitive match of `text` as typed: regex characters mean themselves."""
+    return {"$regex": re.escape(text), "$options": "i"}
+
+
+def lead_query(filters: Mapping[str, Any]) -> dict[str, Any]:
+    """A MongoDB filter from LeadFilter values; every client value is a literal, never an operator."""
+    query: dict[str, Any] = {}
+    if filters.get("status") is not None:
+        query["status"] = {"$in": [status.value for status in filters["status"]]}
+    for name in ("lead_owner", "source", "industry", "territory", "converted_to_deal"):
+        if filters.get(name) is not None:
+            query.update(stored_fields(LeadDocument, {name: filters[name]}))
+    created: dict[str, Any] = {}
+    if filters.get("created_after") is not None:
+        created["$gte"] = filters["created_after"]
+    if filters.get("created_before") is not None:
+        created["$lt"] = filters["created_before"]
+    if created:
+        query["createdAt"] = created
+    terms = (filters.get("search") or "").split()
+    if terms:
+        # Every word must match one of the fields: "jane acme" finds Jane at Acme.
+        query["$and"] = [
+            {"$or": [{field: _literal(term)} for field in SEARCH_FIELDS]} for term in terms
+        ]
+    return query
+
+
+async def list_leads(
+    *, first: int, after: str | None, filters: Mapping[str, Any], order: Order
+) -> Page[LeadDocument]:
+    return await paginate(LeadDocument, lead_query(filters), order, first=first, after=after)
+
+
+async def count_leads(filters: Mapping[str, Any]) -> int:
+    return await LeadDocument.find(lead_query(filters)).count()
+
+
+async def create_lead(viewer: Viewer, values: Mapping[str, object]) -> LeadDocument:
+    fields = clean(values, LEAD_RULES)
+    fields.setdefault("status", LeadStatus.NEW)
+    if fields.get("lead_owner") is None:
+        fields["lead_owner"] = viewer.name or viewer.id
+    now = utc_now()
+    created = timeline.activity(ActivityType.CREATED, "Lead created", by=viewer.name, at=now)
+    for _ in range(MAX_WRITE_ATTEMPTS):
+        number = await sequence.next_number("lead")
+        lead = LeadDocument.model_validate(
+            {
+                **fields,
+                "lead_id": sequence.format_id("LEAD", number),
+                "lead_number": number,
+                "created_at": now,
+                "created_by": viewer.id,
+                "updated_at": now,
+                "activities": [created],
+            }
+        )
+        try:
+            await lead.insert()
+        except DuplicateKeyError:
+            continue  # the number is held by a lead stored without the counter (imported data)
+        return lead
+    raise Conflict("Could not allocate a lead id; retry")
+
+
+
+async def update_lead(viewer: Viewer, lead_id: str, values: Mapping[str, object]) -> LeadDocument:
+    """Apply the given fields; one timeline entry per field that really changed."""
+    fields = clean(values, LEAD_RULES)
+    for _ in range(MAX_WRITE_ATTEMPTS):
+        lead = await get_lead(lead_id)
+        changed = {name: value for name, value in fields.items() if getattr(lead, name) != value}
+        if not changed:
+            return lead
+        now = utc_now()
+        entries = [
+            timeline.lead_field_changed(name, getattr(lead, name), new, by=viewer.name, at=now)
+            for name, new in changed.items()
+        ]
+        # Pinning the old values makes a concurrent change fail this write instead of being lost.
+        pinned = {"_id": lead.id, **stored_fields(LeadDocument, {n: getattr(lead, n) for n in changed})}
+        updated = await timeline.record(pinned, entries, changes=changed, at=now)
+        if updated is not None:
+            return updated
+    raise Conflict(f"Lead {lead_id!r} is being changed by others; retry")

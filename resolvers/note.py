@@ -1,0 +1,35 @@
+"""Notes written about a lead."""
+
+from collections.abc import Mapping
+
+from models.activity import ActivityType
+from models.base import utc_now
+from models.lead import LeadDocument
+from models.note import NoteDocument
+from resolvers.auth import Viewer
+from resolvers.lead import get_lead
+from resolvers.services import timeline
+from resolvers.services.children import add_to_lead
+from resolvers.services.validation import Rule, Text, clean
+
+NOTE_RULES: dict[str, Rule] = {
+    "title": Text(max_length=200),
+    "content": Text(max_length=100_000, required=True),
+}
+PREVIEW_LENGTH = 60
+
+
+async def create_note(
+    viewer: Viewer, lead_id: str, values: Mapping[str, object]
+) -> tuple[NoteDocument, LeadDocument]:
+    fields = clean(values, NOTE_RULES)
+    lead = await get_lead(lead_id)
+    now = utc_now()
+    note = NoteDocument.model_validate(
+        {**fields, "lead_id": lead.lead_id, "created_at": now, "created_by": viewer.name}
+    )
+    summary = note.title or note.content[:PREVIEW_LENGTH]
+    entry = timeline.activity(
+        ActivityType.NOTE_ADDED, f"Note added: {summary}", by=viewer.name, at=now
+    )
+    return await add_to_lead(lead, note, entry)

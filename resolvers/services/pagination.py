@@ -1,0 +1,106 @@
+"""Keyset (cursor) pagination: sort key plus `_id`, so ties and inserts never skip a row."""
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bson import ObjectId, json_util
+from bson.errors import InvalidId
+
+from models.base import CrmDocument
+from resolvers.services.errors import BadUserInput, FieldError
+
+MAX_PAGE_SIZE = 100
+
+
+@dataclass(frozen=True)
+class Order:
+    """Sort on a stored field; `_id` in the same direction breaks ties."""
+
+    stored_field: str
+    descending: bool
+
+
+@dataclass(frozen=True)
+class Page[D: CrmDocument]:
+    documents: list[D]
+    has_next_page: bool
+    has_previous_page: bool
+
+
+def encode_cursor(document: CrmDocument, order: Order) -> str:
+    value = getattr(document, _attribute(type(document), order.stored_field))
+    payload = json_util.dumps({"f": order.stored_field, "v": value, "id": str(document.id)})
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+def _attribute(document: type[CrmDocument], stored_field: str) -> str:
+    for name, info in document.model_fields.items():
+        if (info.alias or name) == stored_field:
+            return name
+    raise KeyError(stored_field)
+
+
+def _decode_cursor(cursor: str, order: Order) -> tuple[Any, ObjectId]:
+    invalid = BadUserInput([FieldError("after", "is not a cursor this list returned")])
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        payload = json_util.loads(base64.urlsafe_b64decode(padded.encode()).decode())
+        if not isinstance(payload, dict) or payload.get("f") != order.stored_field:
+            raise invalid
+        return payload["v"], ObjectId(payload["id"])
+    except (ValueError, KeyError, TypeError, InvalidId, binascii.Error, json.JSONDecodeError):
+        raise invalid from None
+
+
+def _after(order: Order, value: Any, last_id: ObjectId) -> dict[str, Any]:
+    """Documents strictly after (value, last_id) in `order`; null sorts lowest, as in MongoDB."""
+    field = order.stored_field
+    if order.descending:
+        if value is None:
+            return {field: None, "_id": {"$lt": last_id}}
+        return {
+            "$or": [
+                {field: {"$lt": value}},
+                {field: value, "_id": {"$lt": last_id}},
+                {field: None},
+            ]
+        }
+    if value is None:
+        return {"$or": [{field: None, "_id": {"$gt": last_id}}, {field: {"$ne": None}}]}
+    return {"$or": [{field: {"$gt": value}}, {field: value, "_id": {"$gt": last_id}}]}
+
+
+def check_page_size(first: int) -> None:
+    if not 0 <= first <= MAX_PAGE_SIZE:
+        raise BadUserInput([FieldError("first", f"must be between 0 and {MAX_PAGE_SIZE}")])
+
+
+async def paginate[D: CrmDocument](
+    document: type[D],
+    query: Mapping[str, Any],
+    order: Order,
+    *,
+    first: int,
+    after: str | None,
+) -> Page[D]:
+    """Up to `first` documents matching `query` that come after the `after` cursor."""
+    check_page_size(first)
+    conditions = [dict(query)] if query else []
+    if after is not None:
+        conditions.append(_after(order, *_decode_cursor(after, order)))
+    direction = -1 if order.descending else 1
+    found = (
+        await document.find({"$and": conditions} if conditions else {})
+        .sort([(order.stored_field, direction), ("_id", direction)])
+        .limit(first + 1)
+        .to_list()
+    )
+    return Page(
+        documents=found[:first],
+        has_next_page=len(found) > first,
+        has_previous_page=after is not None,
+    )

@@ -1,0 +1,29 @@
+"""Human ids (`LEAD-001`, `DEAL-001`) from one atomic counter per kind."""
+
+from pymongo import ReturnDocument
+
+from models.counter import Counter
+
+
+async def next_number(sequence: str) -> int:
+    """The next number of `sequence`; `$inc` on one document is atomic, so none repeats."""
+    counter = await Counter.get_pymongo_collection().find_one_and_update(
+        {"_id": sequence},
+        {"$inc": {"seq": 1}},
+        upsert=True,
+        return_document=ReturnDocument.AFTER,
+    )
+    assert counter is not None
+    return int(counter["seq"])
+
+
+async def skip_past(sequence: str, number: int) -> None:
+    """Move `sequence` to at least `number`: ids already taken (e.g. imported data) are skipped."""
+    await Counter.get_pymongo_collection().update_one(
+        {"_id": sequence}, {"$max": {"seq": number}}, upsert=True
+    )
+
+
+def format_id(prefix: str, number: int) -> str:
+    """`LEAD-007`: at least three digits, more once past 999."""
+    return f"{prefix}-{number:03d}"

@@ -1,0 +1,87 @@
+"""Tasks to follow a lead up."""
+
+from collections.abc import Mapping
+
+from pymongo import ReturnDocument
+
+from models.activity import ActivityType
+from models.base import stored_fields, utc_now
+from models.lead import LeadDocument
+from models.task import TaskDocument
+from resolvers.auth import Viewer
+from resolvers.lead import get_lead
+from resolvers.services import timeline
+from resolvers.services.children import add_to_lead
+from resolvers.services.errors import Conflict, not_found
+from resolvers.services.validation import NotNull, Rule, Text, clean, object_id
+
+TASK_RULES: dict[str, Rule] = {
+    "title": Text(max_length=200, required=True),
+    "description": Text(max_length=10_000),
+    "assigned_to": Text(max_length=200),
+    "status": NotNull(),
+    "priority": NotNull(),
+}
+MAX_WRITE_ATTEMPTS = 25
+
+
+async def create_task(
+    viewer: Viewer, lead_id: str, values: Mapping[str, object]
+) -> tuple[TaskDocument, LeadDocument]:
+    fields = clean(values, TASK_RULES)
+    lead = await get_lead(lead_id)
+    now = utc_now()
+    task = TaskDocument.model_validate(
+        {
+            **{name: value for name, value in fields.items() if value is not None},
+            "lead_id": lead.lead_id,
+            "created_at": now,
+            "created_by": viewer.name,
+            "updated_at": now,
+        }
+    )
+    entry = timeline.activity(
+        ActivityType.TASK_CREATED, f"Task created: {task.title}", by=viewer.name, at=now
+    )
+    return await add_to_lead(lead, task, entry)
+
+
+
+async def update_task(
+    viewer: Viewer, task_id: str, values: Mapping[str, object]
+) -> tuple[TaskDocument, LeadDocument]:
+    """Apply the given fields; one TASK_UPDATED entry on the lead lists what changed."""
+    fields = clean(values, TASK_RULES)
+    key = object_id(task_id)
+    for _ in range(MAX_WRITE_ATTEMPTS):
+        task = await TaskDocument.get(key)
+        if task is None:
+            raise not_found("Task", task_id)
+        changed = {name: value for name, value in fields.items() if getattr(task, name) != value}
+        if not changed:
+            return task, await get_lead(task.lead_id)
+        now = utc_now()
+        pinned = {"_id": key, **stored_fields(TaskDocument, {n: getattr(task, n) for n in changed})}
+        raw = await TaskDocument.get_pymongo_collection().find_one_and_update(
+            pinned,
+            {"$set": stored_fields(TaskDocument, {**changed, "updated_at": now})},
+            return_document=ReturnDocument.AFTER,
+        )
+        if raw is None:
+            continue  # changed meanwhile: re-read, so the timeline shows true old values
+        changes = "; ".join(
+            f"{TaskDocument.model_fields[name].alias or name} {timeline.shown(getattr(task, name))} → "
+            f"{timeline.shown(value)}"
+            for name, value in changed.items()
+        )
+        entry = timeline.activity(
+            ActivityType.TASK_UPDATED,
+            f"Task updated: {task.title} ({changes})",
+            by=viewer.name,
+            at=now,
+        )
+        lead = await timeline.record({"lead_id": task.lead_id}, [entry], at=now)
+        if lead is None:
+            raise not_found("Lead", task.lead_id)
+        return TaskDocument.model_validate(raw), lead
+    raise Conflict(f"Task {task_id!r} is being changed by others; retry")

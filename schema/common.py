@@ -1,0 +1,123 @@
+"""Pieces every domain's schema uses: DateTime, connections, inputs to dicts, the admin rule."""
+
+import dataclasses
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any, Generic, TypeVar
+
+import strawberry
+from strawberry.permission import BasePermission
+
+from models.base import CrmDocument
+from resolvers.context import Info
+from resolvers.services.pagination import Order, Page, encode_cursor
+
+
+def _serialize_datetime(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _parse_datetime(value: object) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError("DateTime must be an ISO-8601 string")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an ISO-8601 date-time") from None
+    if parsed.tzinfo is None:
+        raise ValueError(f"{value!r} has no UTC offset: add 'Z' or '+hh:mm'")
+    return parsed.astimezone(UTC)
+
+
+DateTime = strawberry.scalar(
+    name="DateTime",
+    description="ISO-8601 date-time with offset, e.g. 2025-01-20T10:00:00.000Z; returned in UTC.",
+    serialize=_serialize_datetime,
+    parse_value=_parse_datetime,
+)
+
+
+@strawberry.enum(description="Sort direction.")
+class OrderDirection(Enum):
+    ASC = "asc"
+    DESC = "desc"
+
+
+class IsAdmin(BasePermission):
+    """The seed's rule: every CRM operation needs the `admin` role."""
+
+    message = "This operation needs the 'admin' role"
+    error_extensions = {"code": "FORBIDDEN"}
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        viewer = info.context.viewer
+        return viewer is not None and viewer.role == "admin"
+
+
+def admin_field(**options: Any) -> Any:
+    """A Query/Mutation field that needs the admin role."""
+    return strawberry.field(permission_classes=[IsAdmin], **options)
+
+
+def provided(input_object: object | None) -> dict[str, object]:
+    """The fields a client gave in an input (omitted ones are UNSET; explicit nulls stay)."""
+    if input_object is None:
+        return {}
+    assert dataclasses.is_dataclass(input_object)
+    return {
+        field.name: value
+        for field in dataclasses.fields(input_object)
+        if (value := getattr(input_object, field.name)) is not strawberry.UNSET
+    }
+
+
+@strawberry.type(description="Where a page of a connection sits in the whole list.")
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+Node = TypeVar("Node")
+
+
+@strawberry.type(description="One item of a connection and the cursor that points at it.")
+class Edge(Generic[Node]):
+    cursor: str
+    node: Node
+
+
+@strawberry.type(description="A page of a list: edges with cursors, or just the nodes.")
+class Connection(Generic[Node]):
+    """Nodes are stored documents, served through the GraphQL type `Node` names."""
+
+    page: strawberry.Private[Page[Any]]
+    order: strawberry.Private[Order]
+    count: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field(description="The items of this page, with their cursors.")
+    def edges(self) -> list[Edge[Node]]:
+        return [
+            Edge(cursor=encode_cursor(document, self.order), node=document)
+            for document in self.page.documents
+        ]
+
+    @strawberry.field(description="The items of this page.")
+    def nodes(self) -> list[Node]:
+        return list(self.page.documents)
+
+    @strawberry.field(description="Cursors and whether there are more pages.")
+    def page_info(self) -> PageInfo:
+        documents: list[CrmDocument] = self.page.documents
+        return PageInfo(
+            has_next_page=self.page.has_next_page,
+            has_previous_page=self.page.has_previous_page,
+            start_cursor=encode_cursor(documents[0], self.order) if documents else None,
+            end_cursor=encode_cursor(documents[-1], self.order) if documents else None,
+        )
+
+    @strawberry.field(description="How many items match the filter, over all pages.")
+    async def total_count(self) -> int:
+        return await self.count()
