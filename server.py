@@ -27,7 +27,7 @@ from config import Settings
 from models.database import Database
 from resolvers.auth import TokenService
 from resolvers.context import Context
-from resolvers.services.errors import DomainError, ErrorCode, Unauthenticated
+from resolvers.services.errors import ErrorCode, Unauthenticated
 from schema import schema
 from schema.errors import is_request_error, public_error
 

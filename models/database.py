@@ -79,8 +79,15 @@ class Database:
             connectTimeoutMS=timeout,
             event_listeners=[self.commands],
         )
+        await self.bind(create_indexes=True)
+
+    async def bind(self, *, create_indexes: bool = False) -> None:
+        """Point the document models at this database (Beanie binds them process-wide)."""
+        assert self.client is not None
         await init_beanie(
-            database=self.client[self.settings.db_name], document_models=DOCUMENT_MODELS
+            database=self.client[self.settings.db_name],
+            document_models=DOCUMENT_MODELS,
+            skip_indexes=not create_indexes,
         )
 
     async def ping(self) -> None:

@@ -1,5 +1,6 @@
 """Bearer JWTs (DESIGN.md §5): verifying the caller, and minting tokens for scripts."""
 
+import os
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,8 +33,10 @@ def dev_secret(settings: Settings) -> str:
     path = settings.data_dir / "dev-jwt-secret"
     if not path.exists():
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
+        # Created owner-only from the start: the secret is never readable by others.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as secret_file:
+            secret_file.write(secrets.token_urlsafe(48))
     return path.read_text().strip()
 
 

@@ -10,15 +10,12 @@ from resolvers.auth import Viewer
 from resolvers.lead import full_name, get_lead
 from resolvers.services import timeline
 from resolvers.services.children import add_to_lead
-from resolvers.services.validation import NotNull, Number, Rule, Text, clean
+from resolvers.services.validation import Number, Rule, Text, clean
 
 CALL_RULES: dict[str, Rule] = {
     "duration": Number(maximum=24 * 60 * 60),
     "phone": Text(max_length=32, format="phone"),
     "to": Text(max_length=200),
-    "type": NotNull(),
-    "status": NotNull(),
-    "timestamp": NotNull(),
 }
 
 

@@ -4,7 +4,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from beanie import PydanticObjectId
+from beanie import PydanticObjectId, SortDirection
 from strawberry.dataloader import DataLoader
 
 from models.base import CrmDocument
@@ -28,12 +28,12 @@ def children_by_lead_id[D: CrmDocument](
     async def load(lead_ids: Sequence[str]) -> list[list[D]]:
         found = await (
             document.find({"lead_id": {"$in": list(lead_ids)}}, batch_size=BATCH_SIZE)
-            .sort([(newest_first_by, -1), ("_id", -1)])
+            .sort([(newest_first_by, SortDirection.DESCENDING), ("_id", SortDirection.DESCENDING)])
             .to_list()
         )
         grouped: dict[str, list[D]] = defaultdict(list)
         for child in found:
-            grouped[getattr(child, "lead_id")].append(child)
+            grouped[child.lead_id].append(child)
         return [grouped[lead_id] for lead_id in lead_ids]
 
     return load

@@ -66,10 +66,14 @@ def _literal(text: str) -> dict[str, str]:
 
 
 def lead_query(filters: Mapping[str, Any]) -> dict[str, Any]:
-    """A MongoDB filter from LeadFilter values; every client value is a literal, never an operator."""
+    """A MongoDB filter from LeadFilter values; client values are literals, never operators."""
     query: dict[str, Any] = {}
-    if filters.get("status") is not None:
-        query["status"] = {"$in": [status.value for status in filters["status"]]}
+    statuses = filters.get("status")
+    if statuses is not None:
+        # No status allowed: match nothing via the _id index (an empty $in breaks the embedded engine).
+        query.update(
+            {"status": {"$in": [s.value for s in statuses]}} if statuses else {"_id": None}
+        )
     for name in ("lead_owner", "source", "industry", "territory", "converted_to_deal"):
         if filters.get(name) is not None:
             query.update(stored_fields(LeadDocument, {name: filters[name]}))
@@ -108,7 +112,7 @@ async def create_lead(viewer: Viewer, values: Mapping[str, object]) -> LeadDocum
     created = timeline.activity(ActivityType.CREATED, "Lead created", by=viewer.name, at=now)
     for _ in range(MAX_WRITE_ATTEMPTS):
         number = await sequence.next_number("lead")
-        lead = LeadDocument.model_validate(
+        lead: LeadDocument = LeadDocument.model_validate(
             {
                 **fields,
                 "lead_id": sequence.format_id("LEAD", number),
@@ -127,7 +131,6 @@ async def create_lead(viewer: Viewer, values: Mapping[str, object]) -> LeadDocum
     raise Conflict("Could not allocate a lead id; retry")
 
 
-
 async def update_lead(viewer: Viewer, lead_id: str, values: Mapping[str, object]) -> LeadDocument:
     """Apply the given fields; one timeline entry per field that really changed."""
     fields = clean(values, LEAD_RULES)
@@ -142,7 +145,10 @@ async def update_lead(viewer: Viewer, lead_id: str, values: Mapping[str, object]
             for name, new in changed.items()
         ]
         # Pinning the old values makes a concurrent change fail this write instead of being lost.
-        pinned = {"_id": lead.id, **stored_fields(LeadDocument, {n: getattr(lead, n) for n in changed})}
+        pinned = {
+            "_id": lead.id,
+            **stored_fields(LeadDocument, {n: getattr(lead, n) for n in changed}),
+        }
         updated = await timeline.record(pinned, entries, changes=changed, at=now)
         if updated is not None:
             return updated

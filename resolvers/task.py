@@ -46,7 +46,6 @@ async def create_task(
     return await add_to_lead(lead, task, entry)
 
 
-
 async def update_task(
     viewer: Viewer, task_id: str, values: Mapping[str, object]
 ) -> tuple[TaskDocument, LeadDocument]:
@@ -70,8 +69,8 @@ async def update_task(
         if raw is None:
             continue  # changed meanwhile: re-read, so the timeline shows true old values
         changes = "; ".join(
-            f"{TaskDocument.model_fields[name].alias or name} {timeline.shown(getattr(task, name))} → "
-            f"{timeline.shown(value)}"
+            f"{TaskDocument.model_fields[name].alias or name} "
+            f"{timeline.shown(getattr(task, name))} → {timeline.shown(value)}"
             for name, value in changed.items()
         )
         entry = timeline.activity(

@@ -20,4 +20,3 @@ class Activity:
     )
     old_value: str | None = strawberry.field(description="The value before the change.")
     new_value: str | None = strawberry.field(description="The value after the change.")
-

@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from graphql import GraphQLError, GraphQLInputType, ValidationContext, ValueNode
+from graphql.language import ArgumentNode
 from graphql.language.visitor import SKIP, VisitorAction
 from graphql.utilities.validate_input_value import validate_input_literal
 from graphql.validation import ValuesOfCorrectTypeRule
-from graphql.language import ArgumentNode
 from pymongo.errors import AutoReconnect, ConnectionFailure, ExecutionTimeout, NetworkTimeout
 from strawberry.extensions import SchemaExtension
 
@@ -19,8 +19,10 @@ log = logging.getLogger("crm.errors")
 
 DATABASE_DOWN = (ConnectionFailure, AutoReconnect, NetworkTimeout, ExecutionTimeout)
 PUBLIC_CODES = {code.value for code in ErrorCode} - {ErrorCode.INTERNAL_SERVER_ERROR.value}
-VARIABLE_PATH = re.compile(r"^Variable '\$(?P<variable>\w+)' got invalid value .*? at '(?P<path>[^']+)'")
-VARIABLE_NAME = re.compile(r"^Variable '\$(?P<variable>\w+)'")
+# graphql-core: "Variable '$input' has invalid value at .status: Value 'X' does not exist…"
+VARIABLE_ERROR = re.compile(
+    r"^Variable '\$(?P<variable>\w+)' (?:has invalid value(?: at (?P<path>\S+?))?:)?"
+)
 
 
 def _bad_input(field: str, message: str) -> dict[str, Any]:
@@ -51,7 +53,9 @@ class InputLiteralRule(ValuesOfCorrectTypeRule):
             def on_error(error: GraphQLError, path: list[str | int]) -> None:
                 field = ".".join(str(part) for part in path) or self.argument or ""
                 self.report_error(
-                    GraphQLError(error.message, error.nodes, extensions=_bad_input(field, error.message))
+                    GraphQLError(
+                        error.message, error.nodes, extensions=_bad_input(field, error.message)
+                    )
                 )
 
             validate_input_literal(
@@ -76,10 +80,8 @@ def _request_error_code(error: GraphQLError) -> dict[str, Any]:
     """Errors raised before execution: unparsable document, failed validation, bad variables."""
     if error.message.startswith("Syntax Error"):
         return {"code": ErrorCode.GRAPHQL_PARSE_FAILED.value}
-    if match := VARIABLE_PATH.match(error.message):
-        return _bad_input(match["path"].partition(".")[2] or match["variable"], error.message)
-    if match := VARIABLE_NAME.match(error.message):
-        return _bad_input(match["variable"], error.message)
+    if match := VARIABLE_ERROR.match(error.message):
+        return _bad_input((match["path"] or "").lstrip(".") or match["variable"], error.message)
     return {"code": ErrorCode.GRAPHQL_VALIDATION_FAILED.value}
 
 
@@ -92,8 +94,8 @@ def public_error(error: GraphQLError) -> dict[str, Any]:
     if isinstance(original, DomainError):
         return {**error.formatted, "message": original.message, "extensions": original.extensions}
     if original is None and (error.extensions or {}).get("code") in PUBLIC_CODES:
-        return error.formatted
-    if original is None and error.path is None:
+        return dict(error.formatted)
+    if is_request_error(error):
         return {**error.formatted, "extensions": _request_error_code(error)}
     log.error("unexpected error in %s", error.path, exc_info=original or error)
     return {
@@ -105,4 +107,4 @@ def public_error(error: GraphQLError) -> dict[str, Any]:
 
 def is_request_error(error: GraphQLError) -> bool:
     """A request error (GraphQL-over-HTTP): raised before execution, so it has no field path."""
-    return error.path is None and error.original_error is None
+    return error.path is None

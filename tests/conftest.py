@@ -48,6 +48,8 @@ async def app(settings: Settings) -> AsyncIterator[Starlette]:
 
 @pytest.fixture(autouse=True)
 async def clean_database(app: Starlette) -> None:
+    # A test may have started another app, which re-binds the models process-wide.
+    await app.state.database.bind()
     for document in DOCUMENT_MODELS:
         await document.get_pymongo_collection().delete_many({})
 

@@ -19,7 +19,8 @@ query GetLead($leadId: String!) {{
     {LEAD_FIELDS}
     emails {{ id leadId from to cc bcc subject body timestamp status sentBy }}
     calls {{ id leadId type duration from to phone timestamp status loggedBy }}
-    tasks {{ id leadId title description status assignedTo dueDate priority createdAt createdBy updatedAt }}
+    tasks {{ id leadId title description status assignedTo dueDate priority
+             createdAt createdBy updatedAt }}
     notes {{ id leadId title content createdAt createdBy }}
     deal {{ id dealId leadId status dealOwner annualRevenue
             organization {{ id name website industry }}

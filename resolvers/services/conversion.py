@@ -71,7 +71,8 @@ async def _upsert[D: CrmDocument](
     except DuplicateKeyError:
         # Two upserts raced on the unique key; the other one's document is the one to use.
         raw = await collection.find_one(dict(match))
-    return document.model_validate(raw)
+    found: D = document.model_validate(raw)
+    return found
 
 
 def _copied(lead: LeadDocument, names: tuple[str, ...]) -> dict[str, Any]:
@@ -124,7 +125,10 @@ async def convert_lead(
         )
     organization_key = organization.id if organization else None
     if contact is None:
-        contact_fields = {**_copied(lead, CONTACT_FIELDS_FROM_LEAD), "organization_id": organization_key}
+        contact_fields = {
+            **_copied(lead, CONTACT_FIELDS_FROM_LEAD),
+            "organization_id": organization_key,
+        }
         if lead.email:
             contact = await _upsert(ContactDocument, {"email": lead.email}, contact_fields)
         else:
@@ -133,27 +137,37 @@ async def convert_lead(
     deal.organization_id, deal.contact_id = organization_key, contact.id
     await DealDocument.get_pymongo_collection().update_one(
         {"_id": deal.id},
-        {"$set": stored_fields(DealDocument, {"organization_id": organization_key, "contact_id": contact.id})},
+        {
+            "$set": stored_fields(
+                DealDocument, {"organization_id": organization_key, "contact_id": contact.id}
+            )
+        },
     )
 
-    entries = [
-        timeline.activity(
-            ActivityType.CONVERTED_TO_DEAL,
-            f"Converted to deal {deal.deal_id}",
-            by=viewer.name,
-            at=now,
-        )
-    ]
+    # Appended oldest first, so the timeline (newest first) leads with the conversion.
+    entries = []
     if lead.status is not LeadStatus.QUALIFIED:
         entries.append(
             timeline.lead_field_changed(
                 "status", lead.status, LeadStatus.QUALIFIED, by=viewer.name, at=now
             )
         )
+    entries.append(
+        timeline.activity(
+            ActivityType.CONVERTED_TO_DEAL,
+            f"Converted to deal {deal.deal_id}",
+            by=viewer.name,
+            at=now,
+        )
+    )
     converted = await timeline.record(
         {"_id": lead.id},
         entries,
-        changes={"status": LeadStatus.QUALIFIED, "converted_to_deal": True, "deal_id": deal.deal_id},
+        changes={
+            "status": LeadStatus.QUALIFIED,
+            "converted_to_deal": True,
+            "deal_id": deal.deal_id,
+        },
         at=now,
     )
     if converted is None:

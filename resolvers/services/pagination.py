@@ -5,8 +5,10 @@ import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from beanie import SortDirection
 from bson import ObjectId, json_util
 from bson.errors import InvalidId
 
@@ -14,6 +16,7 @@ from models.base import CrmDocument
 from resolvers.services.errors import BadUserInput, FieldError
 
 MAX_PAGE_SIZE = 100
+SORT_KEY_TYPES = (datetime, int, float, str, type(None))
 
 
 @dataclass(frozen=True)
@@ -33,14 +36,16 @@ class Page[D: CrmDocument]:
 
 def encode_cursor(document: CrmDocument, order: Order) -> str:
     value = getattr(document, _attribute(type(document), order.stored_field))
-    payload = json_util.dumps({"f": order.stored_field, "v": value, "id": str(document.id)})
+    payload = json_util.dumps(
+        {"f": order.stored_field, "d": order.descending, "v": value, "id": str(document.id)}
+    )
     return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
 
 
 def _attribute(document: type[CrmDocument], stored_field: str) -> str:
     for name, info in document.model_fields.items():
         if (info.alias or name) == stored_field:
-            return name
+            return str(name)
     raise KeyError(stored_field)
 
 
@@ -49,9 +54,16 @@ def _decode_cursor(cursor: str, order: Order) -> tuple[Any, ObjectId]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         payload = json_util.loads(base64.urlsafe_b64decode(padded.encode()).decode())
-        if not isinstance(payload, dict) or payload.get("f") != order.stored_field:
+        if not isinstance(payload, dict) or (payload.get("f"), payload.get("d")) != (
+            order.stored_field,
+            order.descending,
+        ):
             raise invalid
-        return payload["v"], ObjectId(payload["id"])
+        value = payload["v"]
+        # The value goes into a query: only a plain sort key, never an object (operator).
+        if isinstance(value, bool) or not isinstance(value, SORT_KEY_TYPES):
+            raise invalid
+        return value, ObjectId(payload["id"])
     except (ValueError, KeyError, TypeError, InvalidId, binascii.Error, json.JSONDecodeError):
         raise invalid from None
 
@@ -92,7 +104,7 @@ async def paginate[D: CrmDocument](
     conditions = [dict(query)] if query else []
     if after is not None:
         conditions.append(_after(order, *_decode_cursor(after, order)))
-    direction = -1 if order.descending else 1
+    direction = SortDirection.DESCENDING if order.descending else SortDirection.ASCENDING
     found = (
         await document.find({"$and": conditions} if conditions else {})
         .sort([(order.stored_field, direction), ("_id", direction)])

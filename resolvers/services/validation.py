@@ -99,7 +99,6 @@ def clean(values: Mapping[str, object], rules: Mapping[str, Rule]) -> dict[str, 
     return cleaned
 
 
-
 def object_id(value: str, field: str = "id") -> PydanticObjectId:
     """A client-given document id; BAD_USER_INPUT unless it is 24 hex digits."""
     try:
