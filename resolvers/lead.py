@@ -70,7 +70,8 @@ def lead_query(filters: Mapping[str, Any]) -> dict[str, Any]:
     query: dict[str, Any] = {}
     statuses = filters.get("status")
     if statuses is not None:
-        # No status allowed: match nothing via the _id index (an empty $in breaks the embedded engine).
+        # An empty list allows no status: match nothing through the _id index
+        # (the embedded engine fails on `$in: []`).
         query.update(
             {"status": {"$in": [s.value for s in statuses]}} if statuses else {"_id": None}
         )

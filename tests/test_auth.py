@@ -80,52 +80,58 @@ async def lead_count(gql: GraphQLClient) -> int:
 # --- without a valid token -------------------------------------------------------------
 
 
-async def test_no_authorization_header_is_401_with_bearer_challenge(http: httpx.AsyncClient):
+async def test_no_authorization_header_is_401_with_bearer_challenge(
+    http: httpx.AsyncClient,
+) -> None:
     response = await post(http, ME)
     assert_unauthenticated(response)
     assert response.headers["www-authenticate"] == "Bearer"
 
 
-async def test_mutation_without_token_creates_no_lead(http: httpx.AsyncClient, gql: GraphQLClient):
+async def test_mutation_without_token_creates_no_lead(
+    http: httpx.AsyncClient, gql: GraphQLClient
+) -> None:
     response = await post(http, CREATE_LEAD, variables={"input": {"firstName": "Nobody"}})
     assert_unauthenticated(response)
     assert await lead_count(gql) == 0
 
 
 @pytest.mark.parametrize("authorization", ["Token x", "Bearer", "Bearer "])
-async def test_malformed_authorization_header_is_401(http: httpx.AsyncClient, authorization: str):
+async def test_malformed_authorization_header_is_401(
+    http: httpx.AsyncClient, authorization: str
+) -> None:
     assert_unauthenticated(await post(http, ME, authorization))
 
 
-async def test_garbage_token_is_401(http: httpx.AsyncClient):
+async def test_garbage_token_is_401(http: httpx.AsyncClient) -> None:
     assert_unauthenticated(await post(http, ME, "Bearer not.a-jwt.at-all"))
 
 
-async def test_token_signed_with_another_secret_is_401(http: httpx.AsyncClient):
+async def test_token_signed_with_another_secret_is_401(http: httpx.AsyncClient) -> None:
     token = sign(secret="another-secret-that-is-also-long-enough!!")
     assert_unauthenticated(await post(http, ME, f"Bearer {token}"))
 
 
-async def test_expired_token_is_401(http: httpx.AsyncClient):
+async def test_expired_token_is_401(http: httpx.AsyncClient) -> None:
     # Past the 30 s leeway the server allows for clock skew.
     token = sign(exp=datetime.now(UTC) - timedelta(minutes=2))
     assert_unauthenticated(await post(http, ME, f"Bearer {token}"))
 
 
-async def test_token_without_exp_is_401(http: httpx.AsyncClient):
+async def test_token_without_exp_is_401(http: httpx.AsyncClient) -> None:
     assert_unauthenticated(await post(http, ME, f"Bearer {sign(exp=None)}"))
 
 
-async def test_token_without_sub_is_401(http: httpx.AsyncClient):
+async def test_token_without_sub_is_401(http: httpx.AsyncClient) -> None:
     assert_unauthenticated(await post(http, ME, f"Bearer {sign(sub=None)}"))
 
 
-async def test_unsigned_alg_none_token_is_401(http: httpx.AsyncClient):
+async def test_unsigned_alg_none_token_is_401(http: httpx.AsyncClient) -> None:
     assert_unauthenticated(await post(http, ME, f"Bearer {unsigned_token()}"))
 
 
 @pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
-async def test_hs512_token_with_the_right_secret_is_401(http: httpx.AsyncClient):
+async def test_hs512_token_with_the_right_secret_is_401(http: httpx.AsyncClient) -> None:
     # The algorithm is pinned to HS256: the token's own header does not get to choose.
     assert_unauthenticated(await post(http, ME, f"Bearer {sign(algorithm='HS512')}"))
 
@@ -133,7 +139,7 @@ async def test_hs512_token_with_the_right_secret_is_401(http: httpx.AsyncClient)
 # --- a valid token ---------------------------------------------------------------------
 
 
-async def test_me_returns_the_token_claims(http: httpx.AsyncClient, app: Starlette):
+async def test_me_returns_the_token_claims(http: httpx.AsyncClient, app: Starlette) -> None:
     token = mint(app, sub="u-7", name="Grace Hopper", email="grace@example.com", role="admin")
     response = await post(http, ME, f"Bearer {token}")
     assert response.status_code == 200, response.text
@@ -149,13 +155,13 @@ async def test_me_returns_the_token_claims(http: httpx.AsyncClient, app: Starlet
     }
 
 
-async def test_non_admin_can_ask_who_they_are(http: httpx.AsyncClient, app: Starlette):
+async def test_non_admin_can_ask_who_they_are(http: httpx.AsyncClient, app: Starlette) -> None:
     response = await post(http, "{ me { id role } }", f"Bearer {mint(app, role='sales')}")
     assert response.status_code == 200, response.text
     assert response.json() == {"data": {"me": {"id": "user-1", "role": "sales"}}}
 
 
-async def test_non_admin_cannot_list_leads(http: httpx.AsyncClient, app: Starlette):
+async def test_non_admin_cannot_list_leads(http: httpx.AsyncClient, app: Starlette) -> None:
     response = await post(http, LEAD_COUNT, f"Bearer {mint(app, role='sales')}")
     assert response.status_code == 200, response.text
     body = response.json()
@@ -165,7 +171,7 @@ async def test_non_admin_cannot_list_leads(http: httpx.AsyncClient, app: Starlet
 
 async def test_non_admin_cannot_create_a_lead(
     http: httpx.AsyncClient, app: Starlette, gql: GraphQLClient
-):
+) -> None:
     response = await post(
         http,
         CREATE_LEAD,
@@ -177,7 +183,9 @@ async def test_non_admin_cannot_create_a_lead(
     assert await lead_count(gql) == 0
 
 
-async def test_who_did_it_fields_come_from_the_token(http: httpx.AsyncClient, app: Starlette):
+async def test_who_did_it_fields_come_from_the_token(
+    http: httpx.AsyncClient, app: Starlette
+) -> None:
     ada = GraphQLClient(http, mint(app, sub="u-42", name="Ada Lovelace"))
     data = await ada(CREATE_LEAD, {"input": {"firstName": "Charles"}})
     lead = data["createLead"]["lead"]
@@ -186,7 +194,7 @@ async def test_who_did_it_fields_come_from_the_token(http: httpx.AsyncClient, ap
     assert lead["activities"][0]["by"] == "Ada Lovelace"
 
 
-async def test_created_by_cannot_be_given_in_input(gql: GraphQLClient):
+async def test_created_by_cannot_be_given_in_input(gql: GraphQLClient) -> None:
     errors = await gql.errors(CREATE_LEAD, {"input": {"firstName": "Eve", "createdBy": "u-1"}})
     assert errors[0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert await lead_count(gql) == 0
@@ -209,7 +217,9 @@ async def strict_http(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def test_token_with_configured_issuer_and_audience_passes(strict_http: httpx.AsyncClient):
+async def test_token_with_configured_issuer_and_audience_passes(
+    strict_http: httpx.AsyncClient,
+) -> None:
     token = sign(iss=ISSUER, aud=AUDIENCE)
     response = await post(strict_http, ME, f"Bearer {token}")
     assert response.status_code == 200, response.text
@@ -228,7 +238,7 @@ async def test_token_with_configured_issuer_and_audience_passes(strict_http: htt
 )
 async def test_token_with_wrong_or_missing_issuer_or_audience_is_401(
     strict_http: httpx.AsyncClient, overrides: dict[str, str]
-):
+) -> None:
     assert_unauthenticated(await post(strict_http, ME, f"Bearer {sign(**overrides)}"))
 
 
@@ -244,7 +254,7 @@ def dev_settings(data_dir: Path) -> Settings:
     )
 
 
-async def test_dev_mode_secret_is_private_and_survives_restarts(tmp_path: Path):
+async def test_dev_mode_secret_is_private_and_survives_restarts(tmp_path: Path) -> None:
     settings = dev_settings(tmp_path / "data")
     assert settings.dev_mode
     first = TokenService(settings)
@@ -260,7 +270,7 @@ async def test_dev_mode_secret_is_private_and_survives_restarts(tmp_path: Path):
     assert restarted.verify(f"Bearer {token}").id == "dev-admin"
 
 
-async def test_token_command_mints_a_token_the_server_accepts(http: httpx.AsyncClient):
+async def test_token_command_mints_a_token_the_server_accepts(http: httpx.AsyncClient) -> None:
     env = {**os.environ, "CRM_JWT_SECRET": JWT_SECRET}
     process = await asyncio.create_subprocess_exec(
         *(sys.executable, "server.py", "token", "--sub", "s1", "--name", "Script"),

@@ -68,24 +68,24 @@ async def post(http: httpx.AsyncClient, body: Any, **headers: str) -> httpx.Resp
 # --- probes and playground -------------------------------------------------------------
 
 
-async def test_healthz(http: httpx.AsyncClient):
+async def test_healthz(http: httpx.AsyncClient) -> None:
     response = await http.get("/healthz")
     assert response.status_code == 200
 
 
-async def test_readyz_while_the_database_is_up(http: httpx.AsyncClient):
+async def test_readyz_while_the_database_is_up(http: httpx.AsyncClient) -> None:
     response = await http.get("/readyz")
     assert response.status_code == 200, response.text
 
 
-async def test_browser_gets_graphiql_without_a_token(http: httpx.AsyncClient):
+async def test_browser_gets_graphiql_without_a_token(http: httpx.AsyncClient) -> None:
     response = await http.get("/graphql", headers={"accept": "text/html"})
     assert response.status_code == 200
     assert media_type(response) == "text/html"
     assert "graphiql" in response.text.lower()
 
 
-async def test_query_over_get(http: httpx.AsyncClient, auth: dict[str, str]):
+async def test_query_over_get(http: httpx.AsyncClient, auth: dict[str, str]) -> None:
     response = await http.get("/graphql", params={"query": ME}, headers=auth)
     assert response.status_code == 200, response.text
     assert response.json() == {"data": {"me": {"id": "user-1"}}}
@@ -96,7 +96,7 @@ async def test_query_over_get(http: httpx.AsyncClient, auth: dict[str, str]):
 
 async def test_graphql_response_media_type_when_preferred(
     http: httpx.AsyncClient, auth: dict[str, str]
-):
+) -> None:
     response = await post(http, {"query": ME}, accept=APOLLO_ACCEPT, **auth)
     assert response.status_code == 200, response.text
     assert media_type(response) == GRAPHQL_RESPONSE
@@ -106,7 +106,7 @@ async def test_graphql_response_media_type_when_preferred(
 @pytest.mark.parametrize("accept", [JSON, None], ids=["json", "no-accept"])
 async def test_json_media_type_for_legacy_clients(
     http: httpx.AsyncClient, auth: dict[str, str], accept: str | None
-):
+) -> None:
     headers = {**auth, "accept": accept} if accept else auth
     response = await http.post("/graphql", json={"query": ME}, headers=headers)
     assert response.status_code == 200, response.text
@@ -119,7 +119,7 @@ async def test_json_media_type_for_legacy_clients(
 @pytest.mark.parametrize(("body", "code"), REQUEST_ERRORS)
 async def test_request_error_is_400_for_graphql_response_clients(
     http: httpx.AsyncClient, auth: dict[str, str], body: dict[str, Any], code: str
-):
+) -> None:
     response = await post(http, body, accept=GRAPHQL_RESPONSE, **auth)
     assert response.status_code == 400, response.text
     assert media_type(response) == GRAPHQL_RESPONSE
@@ -131,7 +131,7 @@ async def test_request_error_is_400_for_graphql_response_clients(
 @pytest.mark.parametrize(("body", "code"), REQUEST_ERRORS)
 async def test_request_error_is_200_for_json_clients(
     http: httpx.AsyncClient, auth: dict[str, str], body: dict[str, Any], code: str
-):
+) -> None:
     response = await post(http, body, accept=JSON, **auth)
     assert response.status_code == 200, response.text
     payload = response.json()
@@ -139,7 +139,7 @@ async def test_request_error_is_200_for_json_clients(
     assert payload["errors"][0]["extensions"]["code"] == code
 
 
-async def test_unparsable_json_body_is_400(http: httpx.AsyncClient, auth: dict[str, str]):
+async def test_unparsable_json_body_is_400(http: httpx.AsyncClient, auth: dict[str, str]) -> None:
     response = await http.post(
         "/graphql",
         content=b'{"query": "{ me { id } }"',
@@ -149,7 +149,9 @@ async def test_unparsable_json_body_is_400(http: httpx.AsyncClient, auth: dict[s
     assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
 
 
-async def test_field_error_keeps_200_and_data(http: httpx.AsyncClient, auth: dict[str, str]):
+async def test_field_error_keeps_200_and_data(
+    http: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
     response = await post(http, {"query": MISSING_LEAD}, accept=GRAPHQL_RESPONSE, **auth)
     assert response.status_code == 200, response.text
     payload = response.json()
@@ -157,7 +159,9 @@ async def test_field_error_keeps_200_and_data(http: httpx.AsyncClient, auth: dic
     assert payload["errors"][0]["extensions"]["code"] == "NOT_FOUND"
 
 
-async def test_request_extensions_are_accepted(http: httpx.AsyncClient, auth: dict[str, str]):
+async def test_request_extensions_are_accepted(
+    http: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
     body = {
         "query": ME,
         "extensions": {"clientLibrary": {"name": "@apollo/client", "version": "4.0.0"}},
@@ -171,7 +175,7 @@ async def test_request_extensions_are_accepted(http: httpx.AsyncClient, auth: di
 
 
 @pytest.mark.parametrize("type_name", ENTITY_TYPES)
-async def test_every_entity_type_has_an_id(gql: GraphQLClient, type_name: str):
+async def test_every_entity_type_has_an_id(gql: GraphQLClient, type_name: str) -> None:
     data = await gql(TYPE_FIELDS, {"name": type_name})
     assert data["__type"] is not None, f"{type_name} is not in the schema"
     assert "id" in {field["name"] for field in data["__type"]["fields"]}
@@ -207,12 +211,12 @@ def preflight(origin: str) -> dict[str, str]:
     }
 
 
-async def test_cors_preflight_from_an_allowed_origin(cors_http: httpx.AsyncClient):
+async def test_cors_preflight_from_an_allowed_origin(cors_http: httpx.AsyncClient) -> None:
     response = await cors_http.options("/graphql", headers=preflight(ALLOWED_ORIGIN))
     assert response.status_code == 200, response.text
     assert response.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
 
 
-async def test_cors_preflight_from_another_origin(cors_http: httpx.AsyncClient):
+async def test_cors_preflight_from_another_origin(cors_http: httpx.AsyncClient) -> None:
     response = await cors_http.options("/graphql", headers=preflight("https://evil.example"))
     assert "access-control-allow-origin" not in response.headers
