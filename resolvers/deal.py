@@ -14,7 +14,7 @@ async def get_deal(deal_id: str) -> DealDocument:
     return deal
 
 
-async def list_deals(*, first: int, after: str | None) -> Page[DealDocument]:
+async def list_deals(*, first: int | None, after: str | None) -> Page[DealDocument]:
     return await paginate(DealDocument, {}, DEAL_ORDER, first=first, after=after)
 
 

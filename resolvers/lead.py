@@ -11,7 +11,7 @@ from models.activity import ActivityType
 from models.base import stored_fields, utc_now
 from models.lead import LeadDocument, LeadStatus
 from resolvers.auth import Viewer
-from resolvers.services import sequence, timeline
+from resolvers.services import changes, sequence, timeline
 from resolvers.services.errors import Conflict, not_found
 from resolvers.services.pagination import Order, Page, paginate
 from resolvers.services.validation import NotNull, Number, Rule, Text, clean
@@ -95,7 +95,7 @@ def lead_query(filters: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def list_leads(
-    *, first: int, after: str | None, filters: Mapping[str, Any], order: Order
+    *, first: int | None, after: str | None, filters: Mapping[str, Any], order: Order
 ) -> Page[LeadDocument]:
     return await paginate(LeadDocument, lead_query(filters), order, first=first, after=after)
 
@@ -137,7 +137,7 @@ async def update_lead(viewer: Viewer, lead_id: str, values: Mapping[str, object]
     fields = clean(values, LEAD_RULES)
     for _ in range(MAX_WRITE_ATTEMPTS):
         lead = await get_lead(lead_id)
-        changed = {name: value for name, value in fields.items() if getattr(lead, name) != value}
+        changed = changes.diff(lead, fields)
         if not changed:
             return lead
         now = utc_now()
@@ -145,11 +145,7 @@ async def update_lead(viewer: Viewer, lead_id: str, values: Mapping[str, object]
             timeline.lead_field_changed(name, getattr(lead, name), new, by=viewer.name, at=now)
             for name, new in changed.items()
         ]
-        # Pinning the old values makes a concurrent change fail this write instead of being lost.
-        pinned = {
-            "_id": lead.id,
-            **stored_fields(LeadDocument, {n: getattr(lead, n) for n in changed}),
-        }
+        pinned = changes.pinned(lead, changed)
         updated = await timeline.record(pinned, entries, changes=changed, at=now)
         if updated is not None:
             return updated

@@ -10,7 +10,7 @@ from models.lead import LeadDocument
 from models.task import TaskDocument
 from resolvers.auth import Viewer
 from resolvers.lead import get_lead
-from resolvers.services import timeline
+from resolvers.services import changes, timeline
 from resolvers.services.children import add_to_lead
 from resolvers.services.errors import Conflict, not_found
 from resolvers.services.validation import NotNull, Rule, Text, clean, object_id
@@ -56,26 +56,25 @@ async def update_task(
         task = await TaskDocument.get(key)
         if task is None:
             raise not_found("Task", task_id)
-        changed = {name: value for name, value in fields.items() if getattr(task, name) != value}
+        changed = changes.diff(task, fields)
         if not changed:
             return task, await get_lead(task.lead_id)
         now = utc_now()
-        pinned = {"_id": key, **stored_fields(TaskDocument, {n: getattr(task, n) for n in changed})}
         raw = await TaskDocument.get_pymongo_collection().find_one_and_update(
-            pinned,
+            changes.pinned(task, changed),
             {"$set": stored_fields(TaskDocument, {**changed, "updated_at": now})},
             return_document=ReturnDocument.AFTER,
         )
         if raw is None:
             continue  # changed meanwhile: re-read, so the timeline shows true old values
-        changes = "; ".join(
+        summary = "; ".join(
             f"{TaskDocument.model_fields[name].alias or name} "
             f"{timeline.shown(getattr(task, name))} → {timeline.shown(value)}"
             for name, value in changed.items()
         )
         entry = timeline.activity(
             ActivityType.TASK_UPDATED,
-            f"Task updated: {task.title} ({changes})",
+            f"Task updated: {task.title} ({summary})",
             by=viewer.name,
             at=now,
         )

@@ -7,6 +7,7 @@ from enum import Enum
 from typing import Any, Generic, TypeVar
 
 import strawberry
+from strawberry.dataloader import DataLoader
 from strawberry.permission import BasePermission
 
 from models.base import CrmDocument
@@ -55,6 +56,11 @@ class IsAdmin(BasePermission):
 def admin_field(**options: Any) -> Any:
     """A Query/Mutation field that needs the admin role."""
     return strawberry.field(permission_classes=[IsAdmin], **options)
+
+
+async def load_optional[K, V](loader: DataLoader[K, V | None], key: K | None) -> V | None:
+    """The loaded value for a reference that may be unset."""
+    return None if key is None else await loader.load(key)
 
 
 def provided(input_object: object | None) -> dict[str, object]:

@@ -12,8 +12,9 @@ from models.organization import OrganizationDocument
 from resolvers import deal as deals
 from resolvers.context import Info
 from resolvers.services.conversion import convert_lead
+from resolvers.services.pagination import DEFAULT_PAGE_SIZE
 from resolvers.services.validation import object_id
-from schema.common import Connection, admin_field, provided
+from schema.common import Connection, admin_field, load_optional, provided
 from schema.lead import Lead
 
 strawberry.enum(DealStatus, description="Stage of a deal in the pipeline.")
@@ -45,9 +46,7 @@ class Contact:
     async def organization(
         self, root: Parent[ContactDocument], info: Info
     ) -> OrganizationDocument | None:
-        if root.organization_id is None:
-            return None
-        return await info.context.loaders.organization_by_id.load(root.organization_id)
+        return await load_optional(info.context.loaders.organization_by_id, root.organization_id)
 
 
 @strawberry.type(description="An opportunity, made from a converted lead.")
@@ -70,15 +69,11 @@ class Deal:
     async def organization(
         self, root: Parent[DealDocument], info: Info
     ) -> OrganizationDocument | None:
-        if root.organization_id is None:
-            return None
-        return await info.context.loaders.organization_by_id.load(root.organization_id)
+        return await load_optional(info.context.loaders.organization_by_id, root.organization_id)
 
     @strawberry.field(graphql_type=Contact | None)
     async def contact(self, root: Parent[DealDocument], info: Info) -> ContactDocument | None:
-        if root.contact_id is None:
-            return None
-        return await info.context.loaders.contact_by_id.load(root.contact_id)
+        return await load_optional(info.context.loaders.contact_by_id, root.contact_id)
 
 
 @strawberry.input(
@@ -106,7 +101,9 @@ class DealQuery:
         return await deals.get_deal(deal_id)
 
     @admin_field(description="Deals, newest first, a page at a time.")
-    async def deals(self, first: int = 20, after: str | None = None) -> Connection[Deal]:
+    async def deals(
+        self, first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None
+    ) -> Connection[Deal]:
         page = await deals.list_deals(first=first, after=after)
         return Connection(page=page, order=deals.DEAL_ORDER, count=deals.count_deals)
 

@@ -16,9 +16,9 @@ from resolvers import lead as leads
 from resolvers.context import Info
 from resolvers.lead import LeadOrderField
 from resolvers.services.deletion import DeletedLead, delete_lead
-from resolvers.services.pagination import Order
+from resolvers.services.pagination import DEFAULT_PAGE_SIZE, Order
 from schema.activity import Activity
-from schema.common import Connection, OrderDirection, admin_field, provided
+from schema.common import Connection, OrderDirection, admin_field, load_optional, provided
 
 if TYPE_CHECKING:
     from schema.call import Call
@@ -76,9 +76,7 @@ class Lead:
 
     @strawberry.field(graphql_type=DealType | None, description="The deal it was converted to.")
     async def deal(self, root: Parent[LeadDocument], info: Info) -> DealDocument | None:
-        if root.deal_id is None:
-            return None
-        return await info.context.loaders.deal_by_deal_id.load(root.deal_id)
+        return await load_optional(info.context.loaders.deal_by_deal_id, root.deal_id)
 
     @strawberry.field(graphql_type=list[EmailType], description="Emails sent, newest first.")
     async def emails(self, root: Parent[LeadDocument], info: Info) -> list[EmailDocument]:
@@ -195,12 +193,13 @@ class LeadQuery:
     @admin_field(description="Leads, a page at a time (newest first unless ordered).")
     async def leads(
         self,
-        first: int = 20,
+        first: int | None = DEFAULT_PAGE_SIZE,
         after: str | None = None,
         filter: LeadFilter | None = None,
-        order_by: LeadOrder = DEFAULT_ORDER,
+        order_by: LeadOrder | None = DEFAULT_ORDER,
     ) -> Connection[Lead]:
         filters = provided(filter)
+        order_by = order_by or DEFAULT_ORDER
         order = Order(
             stored_field=order_by.field.value,
             descending=order_by.direction is OrderDirection.DESC,

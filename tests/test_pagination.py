@@ -234,6 +234,16 @@ async def test_first_zero_counts_without_returning_leads(gql: GraphQLClient) -> 
     assert connection["pageInfo"]["hasNextPage"] is True
 
 
+async def test_null_first_and_order_by_mean_the_defaults(gql: GraphQLClient) -> None:
+    await store(*(lead(n) for n in range(1, 24)))
+
+    data = await gql(LIST_LEADS, {"first": None, "orderBy": None})
+
+    numbers = [int(node["leadId"].split("-")[1]) for node in data["leads"]["nodes"]]
+    assert numbers == list(range(23, 3, -1))  # 20 newest first
+    assert data["leads"]["pageInfo"]["hasNextPage"] is True
+
+
 FILTER_LEADS = [
     lead(
         1,

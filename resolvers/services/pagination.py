@@ -15,6 +15,7 @@ from bson.errors import InvalidId
 from models.base import CrmDocument
 from resolvers.services.errors import BadUserInput, FieldError
 
+DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 SORT_KEY_TYPES = (datetime, int, float, str, type(None))
 
@@ -96,10 +97,11 @@ async def paginate[D: CrmDocument](
     query: Mapping[str, Any],
     order: Order,
     *,
-    first: int,
+    first: int | None,
     after: str | None,
 ) -> Page[D]:
-    """Up to `first` documents matching `query` that come after the `after` cursor."""
+    """Up to `first` (null: the default) documents matching `query` after the `after` cursor."""
+    first = DEFAULT_PAGE_SIZE if first is None else first
     check_page_size(first)
     conditions = [dict(query)] if query else []
     if after is not None:
