@@ -35,4 +35,4 @@ class CallDocument(CrmDocument):
 
     class Settings:
         name = "lead_calls"
-        indexes = [IndexModel("lead_id", name="lead_id")]
+        indexes = [IndexModel("lead_id")]

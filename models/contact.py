@@ -21,10 +21,5 @@ class ContactDocument(CrmDocument):
         name = "contacts"
         # Conversion reuses a contact by email: one per address (contacts without one may repeat).
         indexes = [
-            IndexModel(
-                "email",
-                unique=True,
-                name="email_unique",
-                partialFilterExpression={"email": {"$type": "string"}},
-            )
+            IndexModel("email", unique=True, partialFilterExpression={"email": {"$type": "string"}})
         ]

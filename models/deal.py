@@ -42,9 +42,9 @@ class DealDocument(CrmDocument):
     class Settings:
         name = "deals"
         indexes = [
-            IndexModel("deal_id", unique=True, name="deal_id_unique"),
-            IndexModel([("dealNumber", 1)], unique=True, sparse=True, name="dealNumber_unique"),
+            IndexModel("deal_id", unique=True),
+            IndexModel([("dealNumber", 1)], unique=True, sparse=True),
             # One deal per lead: the unique index is what makes a second conversion fail.
-            IndexModel("lead_id", unique=True, sparse=True, name="lead_id_unique"),
-            IndexModel([("createdAt", 1), ("_id", 1)], name="createdAt_id"),
+            IndexModel("lead_id", unique=True, sparse=True),
+            IndexModel([("createdAt", 1), ("_id", 1)]),
         ]

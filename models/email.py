@@ -29,4 +29,4 @@ class EmailDocument(CrmDocument):
 
     class Settings:
         name = "lead_emails"
-        indexes = [IndexModel("lead_id", name="lead_id")]
+        indexes = [IndexModel("lead_id")]

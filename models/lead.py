@@ -50,21 +50,22 @@ class LeadDocument(CrmDocument):
     class Settings:
         name = "leads"
         indexes = [
-            # The seed's recommended indexes.
-            IndexModel("lead_id", unique=True, name="lead_id_unique"),
-            IndexModel("email", name="email"),
-            IndexModel("status", name="status"),
-            IndexModel([("createdAt", pymongo.DESCENDING)], name="createdAt_desc"),
+            # The seed's recommended indexes, with MongoDB's default names (lead_id_1, …),
+            # so a database that already has them is used as it is.
+            IndexModel("lead_id", unique=True),
+            IndexModel("email"),
+            IndexModel("status"),
+            IndexModel([("createdAt", pymongo.DESCENDING)]),
             # Keyset pagination: each order field with _id as the tie-breaker.
-            IndexModel([("createdAt", 1), ("_id", 1)], name="createdAt_id"),
-            IndexModel([("updatedAt", 1), ("_id", 1)], name="updatedAt_id"),
-            IndexModel("leadNumber", unique=True, sparse=True, name="leadNumber_unique"),
-            IndexModel([("annualRevenue", 1), ("_id", 1)], name="annualRevenue_id"),
-            IndexModel([("firstName", 1), ("_id", 1)], name="firstName_id"),
+            IndexModel([("createdAt", 1), ("_id", 1)]),
+            IndexModel([("updatedAt", 1), ("_id", 1)]),
+            IndexModel("leadNumber", unique=True, sparse=True),
+            IndexModel([("annualRevenue", 1), ("_id", 1)]),
+            IndexModel([("firstName", 1), ("_id", 1)]),
             # LeadFilter equality filters.
-            IndexModel("leadOwner", name="leadOwner"),
-            IndexModel("source", name="source"),
-            IndexModel("industry", name="industry"),
-            IndexModel("territory", name="territory"),
-            IndexModel("convertedToDeal", name="convertedToDeal"),
+            IndexModel("leadOwner"),
+            IndexModel("source"),
+            IndexModel("industry"),
+            IndexModel("territory"),
+            IndexModel("convertedToDeal"),
         ]

@@ -17,4 +17,4 @@ class NoteDocument(CrmDocument):
 
     class Settings:
         name = "lead_notes"
-        indexes = [IndexModel("lead_id", name="lead_id")]
+        indexes = [IndexModel("lead_id")]

@@ -17,4 +17,4 @@ class OrganizationDocument(CrmDocument):
     class Settings:
         name = "organizations"
         # Conversion reuses an organization by its exact name: one per name.
-        indexes = [IndexModel("name", unique=True, name="name_unique")]
+        indexes = [IndexModel("name", unique=True)]

@@ -37,4 +37,4 @@ class TaskDocument(CrmDocument):
 
     class Settings:
         name = "lead_tasks"
-        indexes = [IndexModel("lead_id", name="lead_id")]
+        indexes = [IndexModel("lead_id")]

@@ -4,6 +4,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 import jwt
 
@@ -45,13 +46,18 @@ class TokenService:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        if settings.jwt_public_key:
-            self.algorithm, self.verify_key = "RS256", settings.jwt_public_key
-            self.signing_key: str | None = None
-        else:
-            self.algorithm = "HS256"
-            self.signing_key = settings.jwt_secret or dev_secret(settings)
-            self.verify_key = self.signing_key
+        self.algorithm = "RS256" if settings.jwt_public_key else "HS256"
+
+    @cached_property
+    def signing_key(self) -> str | None:
+        """The HS256 secret (None with RS256); dev mode's is made on first use, not at import."""
+        if self.settings.jwt_public_key:
+            return None
+        return self.settings.jwt_secret or dev_secret(self.settings)
+
+    @cached_property
+    def verify_key(self) -> str:
+        return self.settings.jwt_public_key or str(self.signing_key)
 
     def verify(self, authorization: str | None) -> Viewer:
         """The caller of an `Authorization` header value; Unauthenticated when it is not valid."""

@@ -112,3 +112,8 @@ async def test_database_down_is_service_unavailable_and_recovers(tmp_path: Path)
             assert "errors" not in body, body
         finally:
             await database.stop()
+
+
+async def test_with_a_uri_nothing_is_started(app: Starlette, settings: Settings) -> None:
+    assert settings.mongodb_uri is not None
+    assert app.state.database.embedded is None
