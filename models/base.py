@@ -8,10 +8,13 @@ from beanie.odm.utils.encoder import Encoder
 from pydantic import BaseModel, ConfigDict
 
 
+def to_milliseconds(moment: datetime) -> datetime:
+    """Cut to the millisecond BSON stores, so a value reads back equal to what was written."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
 def utc_now() -> datetime:
-    """Now in UTC, cut to the millisecond BSON stores, so a value reads back equal."""
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+    return to_milliseconds(datetime.now(UTC))
 
 
 class CrmDocument(Document):

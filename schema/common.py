@@ -10,7 +10,7 @@ import strawberry
 from strawberry.dataloader import DataLoader
 from strawberry.permission import BasePermission
 
-from models.base import CrmDocument
+from models.base import CrmDocument, to_milliseconds
 from resolvers.context import Info
 from resolvers.services.pagination import Order, Page, encode_cursor
 
@@ -28,7 +28,7 @@ def _parse_datetime(value: object) -> datetime:
         raise ValueError(f"{value!r} is not an ISO-8601 date-time") from None
     if parsed.tzinfo is None:
         raise ValueError(f"{value!r} has no UTC offset: add 'Z' or '+hh:mm'")
-    return parsed.astimezone(UTC)
+    return to_milliseconds(parsed.astimezone(UTC))
 
 
 DateTime = strawberry.scalar(

@@ -187,10 +187,10 @@ async def test_log_call_takes_given_values(gql: GraphQLClient) -> None:
         "type": "INBOUND",
         "status": "NO_ANSWER",
         "phone": "+44 20 7946 0958",
-        "timestamp": "2025-01-20T10:00:00+02:00",
+        "timestamp": "2025-01-20T10:00:00.123456+02:00",
     }
     call = (await gql(LOG_CALL, {"leadId": "LEAD-001", "input": given}))["logCall"]["call"]
-    assert call["timestamp"] == "2025-01-20T08:00:00.000Z"
+    assert call["timestamp"] == "2025-01-20T08:00:00.123Z"  # UTC, milliseconds as stored
     assert (call["type"], call["status"], call["phone"]) == (
         "INBOUND",
         "NO_ANSWER",
@@ -199,6 +199,7 @@ async def test_log_call_takes_given_values(gql: GraphQLClient) -> None:
     document = await stored(CallDocument, lead_id="LEAD-001")
     assert document["status"] == "no-answer"
     assert document["type"] == "Inbound Call"
+    assert document["timestamp"].isoformat() == "2025-01-20T08:00:00.123000+00:00"
 
 
 async def test_create_task_and_update_it(gql: GraphQLClient) -> None:
