@@ -13,7 +13,6 @@ from resolvers import deal as deals
 from resolvers.context import Info
 from resolvers.services.conversion import convert_lead
 from resolvers.services.pagination import DEFAULT_PAGE_SIZE
-from resolvers.services.validation import object_id
 from schema.common import Connection, admin_field, load_optional, provided
 from schema.lead import Lead
 
@@ -114,16 +113,5 @@ class DealMutation:
     async def convert_lead_to_deal(
         self, info: Info, lead_id: str, input: ConvertLeadInput | None = None
     ) -> ConvertLeadPayload:
-        given = provided(input)
-        organization_id = given.pop("organization_id", None)
-        contact_id = given.pop("contact_id", None)
-        lead, deal = await convert_lead(
-            info.context.user,
-            lead_id,
-            organization_id=None
-            if organization_id is None
-            else object_id(str(organization_id), "organizationId"),
-            contact_id=None if contact_id is None else object_id(str(contact_id), "contactId"),
-            values=given,
-        )
+        lead, deal = await convert_lead(info.context.user, lead_id, provided(input))
         return ConvertLeadPayload(lead=lead, deal=deal)

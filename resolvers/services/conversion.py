@@ -16,9 +16,13 @@ from models.organization import OrganizationDocument
 from resolvers.auth import Viewer
 from resolvers.services import sequence, timeline
 from resolvers.services.errors import Conflict, not_found
-from resolvers.services.validation import Rule, Text, clean
+from resolvers.services.validation import ObjectIdText, Rule, Text, clean
 
-CONVERT_RULES: dict[str, Rule] = {"deal_owner": Text(max_length=200)}
+CONVERT_RULES: dict[str, Rule] = {
+    "organization_id": ObjectIdText(),
+    "contact_id": ObjectIdText(),
+    "deal_owner": Text(max_length=200),
+}
 # The lead's fields a deal starts from (same names on both).
 DEAL_FIELDS_FROM_LEAD = (
     "organization",
@@ -47,11 +51,10 @@ CONTACT_FIELDS_FROM_LEAD = (
 )
 
 
-async def _existing[D: CrmDocument](
-    document: type[D], key: PydanticObjectId | None, kind: str
-) -> D | None:
+async def _existing[D: CrmDocument](document: type[D], key: object, kind: str) -> D | None:
     if key is None:
         return None
+    assert isinstance(key, PydanticObjectId)
     found = await document.get(key)
     if found is None:
         raise not_found(kind, str(key))
@@ -80,13 +83,9 @@ def _copied(lead: LeadDocument, names: tuple[str, ...]) -> dict[str, Any]:
 
 
 async def convert_lead(
-    viewer: Viewer,
-    lead_id: str,
-    *,
-    organization_id: PydanticObjectId | None,
-    contact_id: PydanticObjectId | None,
-    values: Mapping[str, object],
+    viewer: Viewer, lead_id: str, values: Mapping[str, object]
 ) -> tuple[LeadDocument, DealDocument]:
+    """Links `organization_id` / `contact_id` when given, else reuses or creates them."""
     fields = clean(values, CONVERT_RULES)
     lead = await LeadDocument.find_one({"lead_id": lead_id})
     if lead is None:
@@ -94,8 +93,10 @@ async def convert_lead(
     already = Conflict(f"Lead {lead_id!r} has already been converted to a deal")
     if lead.converted_to_deal:
         raise already
-    organization = await _existing(OrganizationDocument, organization_id, "Organization")
-    contact = await _existing(ContactDocument, contact_id, "Contact")
+    organization = await _existing(
+        OrganizationDocument, fields.get("organization_id"), "Organization"
+    )
+    contact = await _existing(ContactDocument, fields.get("contact_id"), "Contact")
 
     now = utc_now()
     number = await sequence.next_number("deal")

@@ -38,7 +38,12 @@ class NotNull:
     """A non-text field that may be omitted from a partial update but not set to null."""
 
 
-Rule = Text | Number | NotNull
+@dataclass(frozen=True)
+class ObjectIdText:
+    """A document id given as 24 hex digits; becomes an ObjectId."""
+
+
+Rule = Text | Number | NotNull | ObjectIdText
 
 
 def _check_format(value: str, text_format: Format) -> str | None:
@@ -78,6 +83,13 @@ def _clean_number(value: object, rule: Number) -> tuple[object, str | None]:
     return value, None
 
 
+def _parse_object_id(value: object) -> tuple[object, str | None]:
+    try:
+        return PydanticObjectId(str(value)), None
+    except InvalidId:
+        return value, "is not a valid id"
+
+
 def clean(values: Mapping[str, object], rules: Mapping[str, Rule]) -> dict[str, object]:
     """Trim and check `values` (snake_case names) against `rules`; fields without a rule pass."""
     cleaned: dict[str, object] = {}
@@ -91,6 +103,8 @@ def clean(values: Mapping[str, object], rules: Mapping[str, Rule]) -> dict[str, 
             value, message = _clean_number(value, rule)
         elif isinstance(rule, NotNull) and value is None:
             message = "must not be null"
+        elif isinstance(rule, ObjectIdText) and value is not None:
+            value, message = _parse_object_id(value)
         if message is not None:
             errors.append(FieldError(field=to_camel_case(name), message=message))
         cleaned[name] = value
@@ -101,7 +115,8 @@ def clean(values: Mapping[str, object], rules: Mapping[str, Rule]) -> dict[str, 
 
 def object_id(value: str, field: str = "id") -> PydanticObjectId:
     """A client-given document id; BAD_USER_INPUT unless it is 24 hex digits."""
-    try:
-        return PydanticObjectId(value)
-    except (InvalidId, TypeError):
-        raise BadUserInput([FieldError(field, "is not a valid id")]) from None
+    parsed, message = _parse_object_id(value)
+    if message is not None:
+        raise BadUserInput([FieldError(field, message)])
+    assert isinstance(parsed, PydanticObjectId)
+    return parsed
