@@ -134,10 +134,21 @@ async def create_lead(viewer: Viewer, values: Mapping[str, object]) -> LeadDocum
 
 async def update_lead(viewer: Viewer, lead_id: str, values: Mapping[str, object]) -> LeadDocument:
     """Apply the given fields; one timeline entry per field that really changed."""
-    fields = clean(values, LEAD_RULES)
+    return await _write_fields(viewer, lead_id, clean(values, LEAD_RULES), unchanged_too=False)
+
+
+async def update_lead_status(viewer: Viewer, lead_id: str, status: LeadStatus) -> LeadDocument:
+    """Set the status; always one STATUS_CHANGED entry, also when the status stays the same,
+    so every call leaves its trace on the timeline."""
+    return await _write_fields(viewer, lead_id, {"status": status}, unchanged_too=True)
+
+
+async def _write_fields(
+    viewer: Viewer, lead_id: str, fields: Mapping[str, object], *, unchanged_too: bool
+) -> LeadDocument:
     for _ in range(MAX_WRITE_ATTEMPTS):
         lead = await get_lead(lead_id)
-        changed = changes.diff(lead, fields)
+        changed = dict(fields) if unchanged_too else changes.diff(lead, fields)
         if not changed:
             return lead
         now = utc_now()

@@ -221,11 +221,11 @@ class LeadMutation:
         lead = await leads.update_lead(info.context.user, lead_id, provided(input))
         return UpdateLeadPayload(lead=lead)
 
-    @admin_field(description="Move a lead to another status (a STATUS_CHANGED entry).")
+    @admin_field(description="Set a lead's status (always a STATUS_CHANGED entry).")
     async def update_lead_status(
         self, info: Info, lead_id: str, status: LeadStatus
     ) -> UpdateLeadPayload:
-        lead = await leads.update_lead(info.context.user, lead_id, {"status": status})
+        lead = await leads.update_lead_status(info.context.user, lead_id, status)
         return UpdateLeadPayload(lead=lead)
 
     @admin_field(description="Delete a lead with its emails, calls, tasks and notes.")

@@ -52,12 +52,11 @@ async def test_concurrent_status_changes_leave_a_consistent_timeline(gql: GraphQ
     assert [body["data"]["updateLeadStatus"]["lead"]["status"] for body in results] == statuses
     lead = (await gql(GET_LEAD, {"leadId": lead_id}))["lead"]
     changes = [a for a in reversed(lead["activities"]) if a["type"] == "STATUS_CHANGED"]
-    assert changes
+    assert len(changes) == 20  # every call leaves its entry
     assert [change["oldValue"] for change in changes] == [
         "New",
         *(change["newValue"] for change in changes[:-1]),
     ]
-    assert all(change["oldValue"] != change["newValue"] for change in changes)
     assert lead["status"] == changes[-1]["newValue"].upper()
 
 

@@ -348,6 +348,14 @@ async def test_update_lead_status(gql: GraphQLClient) -> None:
     assert (await stored(LeadDocument, lead_id="LEAD-001"))["status"] == "Nurture"
 
 
+async def test_setting_the_same_status_is_still_recorded(gql: GraphQLClient) -> None:
+    await create_john(gql)
+    data = await gql(UPDATE_LEAD_STATUS, {"leadId": "LEAD-001", "status": "NEW"})
+    entry = data["updateLeadStatus"]["lead"]["activities"][0]
+    assert (entry["type"], entry["oldValue"], entry["newValue"]) == ("STATUS_CHANGED", "New", "New")
+    assert entry["description"] == "Status confirmed as New"
+
+
 async def test_delete_lead_removes_its_children(gql: GraphQLClient) -> None:
     await create_john(gql)
     await gql(CREATE_LEAD, {"input": {"firstName": "Other", "email": "o@example.com"}})

@@ -43,9 +43,12 @@ def lead_field_changed(
     """STATUS_CHANGED for the status, UPDATED for any other lead field, with both values."""
     stored_name = LeadDocument.model_fields[name].alias or name
     is_status = name == "status"
+    label = "Status" if is_status else stored_name
     return activity(
         ActivityType.STATUS_CHANGED if is_status else ActivityType.UPDATED,
-        f"{'Status' if is_status else stored_name} changed from {shown(old)} to {shown(new)}",
+        f"{label} changed from {shown(old)} to {shown(new)}"
+        if old != new
+        else f"{label} confirmed as {shown(new)}",
         by=by,
         at=at,
         field=stored_name,
