@@ -116,24 +116,23 @@ async def test_json_media_type_for_legacy_clients(
 # --- request errors --------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("accept", "status"),
+    [(GRAPHQL_RESPONSE, 400), (JSON, 200)],
+    ids=["graphql-response-clients-get-400", "json-clients-keep-200"],
+)
 @pytest.mark.parametrize(("body", "code"), REQUEST_ERRORS)
-async def test_request_error_is_400_for_graphql_response_clients(
-    http: httpx.AsyncClient, auth: dict[str, str], body: dict[str, Any], code: str
+async def test_request_errors_have_no_data(
+    http: httpx.AsyncClient,
+    auth: dict[str, str],
+    body: dict[str, Any],
+    code: str,
+    accept: str,
+    status: int,
 ) -> None:
-    response = await post(http, body, accept=GRAPHQL_RESPONSE, **auth)
-    assert response.status_code == 400, response.text
-    assert media_type(response) == GRAPHQL_RESPONSE
-    payload = response.json()
-    assert "data" not in payload
-    assert payload["errors"][0]["extensions"]["code"] == code
-
-
-@pytest.mark.parametrize(("body", "code"), REQUEST_ERRORS)
-async def test_request_error_is_200_for_json_clients(
-    http: httpx.AsyncClient, auth: dict[str, str], body: dict[str, Any], code: str
-) -> None:
-    response = await post(http, body, accept=JSON, **auth)
-    assert response.status_code == 200, response.text
+    response = await post(http, body, accept=accept, **auth)
+    assert response.status_code == status, response.text
+    assert media_type(response) == accept
     payload = response.json()
     assert "data" not in payload
     assert payload["errors"][0]["extensions"]["code"] == code
