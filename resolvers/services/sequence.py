@@ -17,13 +17,6 @@ async def next_number(sequence: str) -> int:
     return int(counter["seq"])
 
 
-async def skip_past(sequence: str, number: int) -> None:
-    """Move `sequence` to at least `number`: ids already taken (e.g. imported data) are skipped."""
-    await Counter.get_pymongo_collection().update_one(
-        {"_id": sequence}, {"$max": {"seq": number}}, upsert=True
-    )
-
-
 def format_id(prefix: str, number: int) -> str:
     """`LEAD-007`: at least three digits, more once past 999."""
     return f"{prefix}-{number:03d}"
