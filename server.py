@@ -1,16 +1,13 @@
 """The ASGI app: `/graphql` (Strawberry on Starlette), `/healthz`, `/readyz`.
 
-`python server.py` serves; `python server.py token` mints a token for scripts.
+`crm serve` (see cli.py) runs it; `uvicorn server:app` does too.
 """
 
-import argparse
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from typing import Any
 
-import uvicorn
 from cross_web import HTTPException, StarletteRequestAdapter
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -186,34 +183,4 @@ def create_app(settings: Settings | None = None) -> Starlette:
     return app
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="CRM leads GraphQL server")
-    commands = parser.add_subparsers(dest="command")
-    commands.add_parser("serve", help="serve /graphql (the default)")
-    token = commands.add_parser("token", help="print a bearer token signed with this config")
-    token.add_argument("--sub", default="script", help="user id (the token's sub)")
-    token.add_argument("--name", default="Script User")
-    token.add_argument("--email", default=None)
-    token.add_argument("--role", default="admin")
-    token.add_argument("--hours", type=float, default=12.0)
-    args = parser.parse_args()
-    settings = Settings()
-    if args.command == "token":
-        print(
-            TokenService(settings).mint(
-                subject=args.sub,
-                name=args.name,
-                email=args.email,
-                role=args.role,
-                ttl=timedelta(hours=args.hours),
-            )
-        )
-        return
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
-
-
 app = create_app()
-
-if __name__ == "__main__":
-    main()

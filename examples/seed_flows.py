@@ -3,13 +3,12 @@
     uv run python examples/seed_flows.py            # server on http://127.0.0.1:8000
     CRM_URL=http://host:port/graphql CRM_TOKEN=... uv run python examples/seed_flows.py
 
-Without CRM_TOKEN it mints one with `python server.py token` (same config as the server).
+Without CRM_TOKEN it mints one with `crm token` (same config as the server).
 """
 
 import json
 import os
 import subprocess
-import sys
 import urllib.request
 from typing import Any
 
@@ -20,7 +19,7 @@ def token() -> str:
     if given := os.environ.get("CRM_TOKEN"):
         return given
     minted = subprocess.run(
-        [sys.executable, "server.py", "token", "--name", "Example Script"],
+        ["crm", "token", "--name", "Example Script"],
         capture_output=True,
         text=True,
         check=True,

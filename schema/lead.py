@@ -17,7 +17,7 @@ from resolvers.context import Info
 from resolvers.lead import LeadOrderField
 from resolvers.services.deletion import DeletedLead, delete_lead
 from resolvers.services.pagination import DEFAULT_PAGE_SIZE, Order
-from schema.activity import Activity
+from schema.activity import Activity, TimelineEntry, timeline
 from schema.common import Connection, OrderDirection, admin_field, load_optional, provided
 
 if TYPE_CHECKING:
@@ -66,9 +66,9 @@ class Lead:
     def full_name(self, root: Parent[LeadDocument]) -> str:
         return leads.full_name(root)
 
-    @strawberry.field(description="The timeline, newest first.")
-    def activities(self, root: Parent[LeadDocument]) -> list[Activity]:
-        return list(reversed(root.activities))  # type: ignore[arg-type]
+    @strawberry.field(graphql_type=list[Activity], description="The timeline, newest first.")
+    def activities(self, root: Parent[LeadDocument]) -> list[TimelineEntry]:
+        return timeline(root)
 
     @strawberry.field(description="How many timeline entries the lead has.")
     def activities_count(self, root: Parent[LeadDocument]) -> int:

@@ -5,7 +5,6 @@ import base64
 import json
 import os
 import stat
-import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +20,7 @@ from resolvers.auth import TokenService
 from server import create_app
 from tests.conftest import JWT_SECRET, GraphQLClient, mint
 from tests.documents import CREATE_LEAD
+from tests.live_server import CRM
 
 ME = "{ me { id name email role } }"
 LEAD_COUNT = "{ leads { totalCount } }"
@@ -273,7 +273,7 @@ async def test_dev_mode_secret_is_private_and_survives_restarts(tmp_path: Path) 
 async def test_token_command_mints_a_token_the_server_accepts(http: httpx.AsyncClient) -> None:
     env = {**os.environ, "CRM_JWT_SECRET": JWT_SECRET}
     process = await asyncio.create_subprocess_exec(
-        *(sys.executable, "server.py", "token", "--sub", "s1", "--name", "Script"),
+        *(CRM, "token", "--sub", "s1", "--name", "Script"),
         *("--role", "admin"),
         cwd=PROJECT_DIR,
         env=env,
