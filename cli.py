@@ -2,24 +2,39 @@
 
 import argparse
 import asyncio
-import logging
 import sys
 from datetime import timedelta
 from pathlib import Path
 
 import uvicorn
+from pydantic import ValidationError
 
-from config import Settings
+from config import ConfigError, Settings
+from observability.logs import configure_logging
 from resolvers.auth import TokenService
 
 SCHEMA_FILE = Path(__file__).resolve().parent / "schema.graphql"
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> None:
+    from playground import ensure_assets
     from server import create_app
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
+    configure_logging(settings.log_format, settings.log_level)
+    app = create_app(settings)  # first: a configuration it refuses stops here (ConfigError)
+    ensure_assets()  # GraphiQL's scripts: `npm ci` on the first start, a no-op after
+    # Uvicorn logs through our handler; the access log is ours (observability.request_id).
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        access_log=False,
+        log_config=None,
+        ws_max_size=settings.max_body_bytes,  # a WebSocket message: the same limit as a body
+        # The C event loop and HTTP parser (uvicorn[standard]); named so a missing one fails.
+        loop="uvloop",
+        http="httptools",
+    )
 
 
 def token(settings: Settings, args: argparse.Namespace) -> None:
@@ -46,9 +61,25 @@ def export_schema(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def seed_demo(settings: Settings, args: argparse.Namespace) -> None:
-    from resolvers.services.demo import seed
+    from models.database import Database, DataDirInUse
+    from resolvers.services.demo import ProgressBar, add_demo_leads
+    from resolvers.services.sequence import format_id
 
-    asyncio.run(seed(settings, leads=args.leads, random_seed=args.seed))
+    async def seed() -> range:
+        database = Database(settings)
+        await database.connect()
+        try:
+            progress = ProgressBar(args.leads, "leads")
+            return await add_demo_leads(args.leads, random_seed=args.seed, progress=progress)
+        finally:
+            await database.close()
+
+    try:
+        numbers = asyncio.run(seed())
+    except DataDirInUse as error:
+        sys.exit(f"crm seed-demo: {error}")
+    if numbers:
+        print(f"added {format_id('LEAD', numbers[0])} … {format_id('LEAD', numbers[-1])}")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -81,7 +112,15 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    args.run(Settings(), args)
+    # A configuration the server refuses is one clear line on stderr and exit status 1.
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        sys.exit(f"crm {args.command}: invalid configuration: {error}")
+    try:
+        args.run(settings, args)
+    except ConfigError as error:
+        sys.exit(f"crm {args.command}: {error}")
 
 
 if __name__ == "__main__":

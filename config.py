@@ -1,10 +1,27 @@
 """Runtime configuration, read from the environment and an optional `.env` file."""
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class ConfigError(ValueError):
+    """A configuration the server refuses to start with; `crm` prints the message and exits."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask for (README "Limits and hardening"); `Settings.limits`."""
+
+    max_query_depth: int = 10
+    max_aliases: int = 30
+    max_tokens: int = 2000
+    max_batch: int = 10
+    max_body_bytes: int = 1024 * 1024
+    introspection: bool = True
 
 
 class Settings(BaseSettings):
@@ -26,6 +43,42 @@ class Settings(BaseSettings):
     )
     # A stopped database must surface as SERVICE_UNAVAILABLE quickly, not after PyMongo's 30 s.
     db_timeout_ms: int = Field(default=3000, alias="CRM_DB_TIMEOUT_MS")
+    # `crm serve` logs one JSON object per line (or plain text), at this level and above.
+    log_format: Literal["json", "text"] = Field(default="json", alias="CRM_LOG_FORMAT")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="INFO", alias="CRM_LOG_LEVEL"
+    )
+    # `GET /metrics` (Prometheus, unauthenticated: keep it on an internal network).
+    metrics: bool = Field(default=True, alias="CRM_METRICS")
+    # Request limits, checked before anything runs (see Limits).
+    max_query_depth: int = Field(default=Limits.max_query_depth, ge=1, alias="CRM_MAX_QUERY_DEPTH")
+    max_aliases: int = Field(default=Limits.max_aliases, ge=0, alias="CRM_MAX_ALIASES")
+    max_tokens: int = Field(default=Limits.max_tokens, ge=1, alias="CRM_MAX_TOKENS")
+    # Operations in one batched (JSON array) request; 0 turns batching off.
+    max_batch: int = Field(default=Limits.max_batch, ge=0, alias="CRM_MAX_BATCH")
+    max_body_bytes: int = Field(default=Limits.max_body_bytes, ge=1, alias="CRM_MAX_BODY_BYTES")
+    # Unset: on in dev mode, off otherwise.
+    introspection: bool | None = Field(default=None, alias="CRM_INTROSPECTION")
+    # `GET /debug/stats` (command count, command time, CPU time) for bench/run.py; off = 404.
+    bench: bool = Field(default=False, alias="CRM_BENCH")
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def lower_format(cls, value: object) -> object:
+        """`CRM_LOG_FORMAT=JSON` works too."""
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def upper_level(cls, value: object) -> object:
+        """`CRM_LOG_LEVEL=debug` works too."""
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("introspection", mode="before")
+    @classmethod
+    def empty_is_unset(cls, value: object) -> object:
+        """`CRM_INTROSPECTION=` (empty) means the default, like leaving it out."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -39,3 +92,14 @@ class Settings(BaseSettings):
     def dev_mode(self) -> bool:
         """No signing key configured: the server makes its own and prints a token."""
         return not (self.jwt_secret or self.jwt_public_key)
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            max_query_depth=self.max_query_depth,
+            max_aliases=self.max_aliases,
+            max_tokens=self.max_tokens,
+            max_batch=self.max_batch,
+            max_body_bytes=self.max_body_bytes,
+            introspection=self.dev_mode if self.introspection is None else self.introspection,
+        )

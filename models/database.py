@@ -1,8 +1,14 @@
 """Connecting to MongoDB: the configured one, or an embedded wire-compatible server."""
 
+import asyncio
+import fcntl
 import logging
+import os
+import threading
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any
 
 from beanie import init_beanie
 from mongoeco.engines.sqlite import SQLiteEngine
@@ -15,24 +21,85 @@ from models import DOCUMENT_MODELS
 log = logging.getLogger(__name__)
 
 
+class DataDirInUse(RuntimeError):
+    """Another process runs the embedded database of this data dir."""
+
+
 class EmbeddedMongo:
-    """A MongoDB-wire-compatible server (mongoeco on SQLite) on a loopback port."""
+    """A MongoDB-wire-compatible server (mongoeco on SQLite) on a loopback port.
+
+    It runs on its own plain-asyncio event loop in a background thread: the app's loop (uvloop
+    under uvicorn) never waits on the engine's work, and mongoeco's socket teardown needs
+    asyncio APIs that uvloop lacks (`Server.abort_clients`).
+    """
 
     def __init__(self, data_dir: Path, host: str = "127.0.0.1", port: int = 0) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.path = data_dir / "crm.sqlite3"
+        self.lock_path = data_dir / "crm.lock"
+        self._lock: IO[str] | None = None
+        self._loop = asyncio.new_event_loop()
+        self._thread: threading.Thread | None = None
         self._server = AsyncMongoEcoProxyServer(
             engine=SQLiteEngine(str(self.path)), host=host, port=port
         )
 
     async def start(self) -> str:
         """Start listening; returns the `mongodb://` URI to connect to."""
-        address = await self._server.start()
+        self._take_lock()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="embedded-mongodb", daemon=True
+        )
+        self._thread.start()
+        address = await self._on_own_loop(self._server.start())
         log.info("embedded MongoDB-compatible server on %s (data in %s)", address.uri, self.path)
-        return address.uri
+        return str(address.uri)
 
     async def stop(self) -> None:
-        await self._server.close()
+        try:
+            await self._on_own_loop(self._server.close())
+        finally:
+            if self._thread is not None:
+                self._loop.call_soon_threadsafe(self._loop.stop)
+                await asyncio.to_thread(self._thread.join)
+                self._thread = None
+            if self._lock is not None:
+                self._lock.close()  # closing the file releases the lock
+                self._lock = None
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time used so far by the engine's threads (its loop, mongoeco's SQLite workers).
+
+        From /proc (Linux only, else None), in clock ticks; threads that ended are not counted.
+        """
+        total = 0
+        for thread in threading.enumerate():
+            if thread.name == "embedded-mongodb" or thread.name.startswith("mongoeco"):
+                try:
+                    stat = Path(f"/proc/self/task/{thread.native_id}/stat").read_text()
+                except OSError:
+                    if not Path("/proc/self/task").is_dir():
+                        return None
+                    continue  # the thread just ended
+                fields = stat.rsplit(")", 1)[1].split()  # after "pid (name)": state is [0]
+                total += int(fields[11]) + int(fields[12])  # utime + stime
+        return total / os.sysconf("SC_CLK_TCK")
+
+    async def _on_own_loop[T](self, work: Coroutine[Any, Any, T]) -> T:
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self._loop))
+
+    def _take_lock(self) -> None:
+        """One process per data dir: two engines on one SQLite file would corrupt each other."""
+        lock = self.lock_path.open("a+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise DataDirInUse(
+                f"The embedded database in {self.path.parent} is in use by another process "
+                "(a running `crm serve`?). Stop it, or point both at one MONGODB_URI."
+            ) from None
+        self._lock = lock
 
 
 @dataclass
@@ -41,20 +108,23 @@ class CommandCounter(monitoring.CommandListener):
 
     count: int = 0
     names: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    """Total duration of the finished commands as the driver saw them (send to reply read)."""
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         self.count += 1
         self.names.append(event.command_name)
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        """Only starts are counted."""
+        self.seconds += event.duration_micros / 1e6
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        """Only starts are counted."""
+        self.seconds += event.duration_micros / 1e6
 
     def reset(self) -> None:
         self.count = 0
         self.names.clear()
+        self.seconds = 0.0
 
 
 class Database:

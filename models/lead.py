@@ -1,14 +1,19 @@
 """The `leads` collection."""
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import Enum
+from typing import Any
 
 import pymongo
-from pydantic import Field
+from pydantic import Field, PrivateAttr, ValidatorFunctionWrapHandler, model_validator
 from pymongo import IndexModel
 
 from models.activity import Activity
 from models.base import CrmDocument
+
+# What a list without the timeline gets instead of `activities` (see resolvers/lead.py).
+ACTIVITIES_COUNT = "activitiesCount"
 
 
 class LeadStatus(Enum):
@@ -46,6 +51,21 @@ class LeadDocument(CrmDocument):
     converted_to_deal: bool = Field(default=False, alias="convertedToDeal")
     deal_id: str | None = Field(default=None, alias="dealId")
     activities: list[Activity] = Field(default_factory=list)
+    # Lists that do not show the timeline have the database count it instead of sending it.
+    _activities_count: int | None = PrivateAttr(default=None)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _take_counted_activities(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        counted = data.get(ACTIVITIES_COUNT) if isinstance(data, Mapping) else None
+        lead = handler(data)
+        if counted is not None:
+            lead._activities_count = counted
+        return lead
+
+    @property
+    def activities_count(self) -> int:
+        return len(self.activities) if self._activities_count is None else self._activities_count
 
     class Settings:
         name = "leads"
@@ -60,6 +80,7 @@ class LeadDocument(CrmDocument):
             IndexModel([("createdAt", 1), ("_id", 1)]),
             IndexModel([("updatedAt", 1), ("_id", 1)]),
             IndexModel("leadNumber", unique=True, sparse=True),
+            IndexModel([("leadNumber", 1), ("_id", 1)]),
             IndexModel([("annualRevenue", 1), ("_id", 1)]),
             IndexModel([("firstName", 1), ("_id", 1)]),
             # LeadFilter equality filters.

@@ -8,11 +8,14 @@ from functools import cached_property
 
 import jwt
 
-from config import Settings
+from config import ConfigError, Settings
 from resolvers.services.errors import Forbidden, Unauthenticated
 
 ADMIN_ROLE = "admin"
+# Clock skew allowed on `exp` and `nbf`: small, as RFC 8725 §3.10 asks.
 LEEWAY_SECONDS = 30
+# An HS256 key at least as long as the hash (RFC 7518 §3.2).
+MIN_SECRET_BYTES = 32
 
 
 @dataclass(frozen=True)
@@ -23,10 +26,18 @@ class Viewer:
     name: str | None
     email: str | None
     role: str
+    expires_at: datetime | None = None
 
     def require_admin(self) -> None:
         if self.role != ADMIN_ROLE:
             raise Forbidden(f"This operation needs the {ADMIN_ROLE!r} role")
+
+    def require_unexpired(self) -> None:
+        """For long-lived connections: the token checked at connect time may since expire."""
+        if self.expires_at and datetime.now(UTC) > self.expires_at + timedelta(
+            seconds=LEEWAY_SECONDS
+        ):
+            raise Unauthenticated("Token has expired")
 
 
 def dev_secret(settings: Settings) -> str:
@@ -41,12 +52,39 @@ def dev_secret(settings: Settings) -> str:
     return path.read_text().strip()
 
 
+def check_secret(secret: str | None) -> None:
+    """A configured HS256 secret must be long enough to not be guessed (ConfigError if not)."""
+    if secret is None:
+        return
+    length = len(secret.encode())
+    if length < MIN_SECRET_BYTES:
+        raise ConfigError(
+            f"CRM_JWT_SECRET is {length} bytes; it must be at least {MIN_SECRET_BYTES} bytes."
+            " Generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            " (or leave CRM_JWT_SECRET unset for dev mode)"
+        )
+
+
+def check_public_key(pem: str) -> None:
+    """RS256 needs a key the `cryptography` package can load (ConfigError if not)."""
+    try:
+        jwt.algorithms.RSAAlgorithm(jwt.algorithms.RSAAlgorithm.SHA256).prepare_key(pem)
+    except (jwt.InvalidKeyError, ValueError, TypeError) as error:
+        raise ConfigError(f"CRM_JWT_PUBLIC_KEY is not a PEM RSA public key: {error}") from error
+
+
 class TokenService:
-    """Verifies (and, with a shared secret, mints) tokens with one pinned algorithm."""
+    """Verifies (and, with a shared secret, mints) tokens with one pinned algorithm.
+
+    Raises ConfigError for keys it will not work with, so the server refuses to start.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.algorithm = "RS256" if settings.jwt_public_key else "HS256"
+        check_secret(settings.jwt_secret)
+        if settings.jwt_public_key:
+            check_public_key(settings.jwt_public_key)
 
     @cached_property
     def signing_key(self) -> str | None:
@@ -85,6 +123,7 @@ class TokenService:
             name=_optional_str(claims.get("name")),
             email=_optional_str(claims.get("email")),
             role=str(claims.get("role") or ""),
+            expires_at=datetime.fromtimestamp(claims["exp"], UTC),
         )
 
     def mint(

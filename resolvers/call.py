@@ -2,7 +2,6 @@
 
 from collections.abc import Mapping
 
-from models.activity import ActivityType
 from models.base import utc_now
 from models.call import CallDocument
 from models.lead import LeadDocument
@@ -17,11 +16,6 @@ CALL_RULES: dict[str, Rule] = {
     "phone": Text(max_length=32, format="phone"),
     "to": Text(max_length=200),
 }
-
-
-def _duration_text(seconds: int) -> str:
-    minutes, seconds = divmod(seconds, 60)
-    return f"{minutes}m {seconds}s" if minutes else f"{seconds}s"
 
 
 async def log_call(
@@ -41,10 +35,4 @@ async def log_call(
             "logged_by": viewer.name,
         }
     )
-    entry = timeline.activity(
-        ActivityType.CALL_LOGGED,
-        f"{call.type.value} logged ({_duration_text(call.duration)}, {call.status.value})",
-        by=viewer.name,
-        at=now,
-    )
-    return await add_to_lead(lead, call, entry)
+    return await add_to_lead(lead, call, timeline.call_logged(call, at=now))

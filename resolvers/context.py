@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 from strawberry.types import Info as StrawberryInfo
 
+from config import Limits
 from resolvers.auth import Viewer
 from resolvers.dataloaders import Loaders
 
@@ -12,6 +13,10 @@ from resolvers.dataloaders import Loaders
 class Context:
     viewer: Viewer | None
     loaders: Loaders = field(default_factory=Loaders)
+    connection_params: dict[str, object] = field(default_factory=dict)
+    """A WebSocket's `connection_init` payload (where its token travels)."""
+    limits: Limits = field(default_factory=Limits)
+    """The app's request limits, checked by `schema.limits.QueryLimits`."""
 
     @property
     def user(self) -> Viewer:

@@ -2,7 +2,6 @@
 
 from collections.abc import Mapping
 
-from models.activity import ActivityType
 from models.base import utc_now
 from models.email import EmailDocument, EmailStatus
 from models.lead import LeadDocument
@@ -42,7 +41,4 @@ async def send_email(
             "sent_by": viewer.name,
         }
     )
-    entry = timeline.activity(
-        ActivityType.EMAIL_SENT, f"Email sent: {email.subject}", by=viewer.name, at=now
-    )
-    return await add_to_lead(lead, email, entry)
+    return await add_to_lead(lead, email, timeline.email_sent(email))

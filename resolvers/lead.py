@@ -2,6 +2,7 @@
 
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
@@ -9,10 +10,11 @@ from pymongo.errors import DuplicateKeyError
 
 from models.activity import ActivityType
 from models.base import stored_fields, utc_now
-from models.lead import LeadDocument, LeadStatus
+from models.lead import ACTIVITIES_COUNT, LeadDocument, LeadStatus
 from resolvers.auth import Viewer
-from resolvers.services import changes, sequence, timeline
+from resolvers.services import changes, sequence, timeline, versions
 from resolvers.services.errors import Conflict, not_found
+from resolvers.services.events import hub
 from resolvers.services.pagination import Order, Page, paginate
 from resolvers.services.validation import NotNull, Number, Rule, Text, clean
 
@@ -94,10 +96,26 @@ def lead_query(filters: Mapping[str, Any]) -> dict[str, Any]:
     return query
 
 
+# A lead list that does not show timelines gets each lead's count instead of its activities:
+# the longest array of a lead document is neither sent by the database nor decoded here.
+WITHOUT_TIMELINE = (
+    {"$set": {ACTIVITIES_COUNT: {"$size": {"$ifNull": ["$activities", []]}}}},
+    {"$unset": "activities"},
+)
+
+
 async def list_leads(
-    *, first: int | None, after: str | None, filters: Mapping[str, Any], order: Order
+    *,
+    first: int | None,
+    after: str | None,
+    filters: Mapping[str, Any],
+    order: Order,
+    with_timeline: bool,
 ) -> Page[LeadDocument]:
-    return await paginate(LeadDocument, lead_query(filters), order, first=first, after=after)
+    reshape = () if with_timeline else WITHOUT_TIMELINE
+    return await paginate(
+        LeadDocument, lead_query(filters), order, first=first, after=after, reshape=reshape
+    )
 
 
 async def count_leads(filters: Mapping[str, Any]) -> int:
@@ -128,13 +146,26 @@ async def create_lead(viewer: Viewer, values: Mapping[str, object]) -> LeadDocum
             await lead.insert()
         except DuplicateKeyError:
             continue  # the number is held by a lead stored without the counter (imported data)
+        hub.written(lead, len(lead.activities))
         return lead
     raise Conflict("Could not allocate a lead id; retry")
 
 
-async def update_lead(viewer: Viewer, lead_id: str, values: Mapping[str, object]) -> LeadDocument:
-    """Apply the given fields; one timeline entry per field that really changed."""
-    return await _write_fields(viewer, lead_id, clean(values, LEAD_RULES), unchanged_too=False)
+async def update_lead(
+    viewer: Viewer,
+    lead_id: str,
+    values: Mapping[str, object],
+    *,
+    expected_updated_at: datetime | None = None,
+) -> LeadDocument:
+    """Apply the given fields; one timeline entry per field that really changed.
+
+    With `expected_updated_at`, only if the lead is still at that version (else CONFLICT).
+    """
+    fields = clean(values, LEAD_RULES)
+    return await _write_fields(
+        viewer, lead_id, fields, unchanged_too=False, expected=expected_updated_at
+    )
 
 
 async def update_lead_status(viewer: Viewer, lead_id: str, status: LeadStatus) -> LeadDocument:
@@ -144,19 +175,28 @@ async def update_lead_status(viewer: Viewer, lead_id: str, status: LeadStatus) -
 
 
 async def _write_fields(
-    viewer: Viewer, lead_id: str, fields: Mapping[str, object], *, unchanged_too: bool
+    viewer: Viewer,
+    lead_id: str,
+    fields: Mapping[str, object],
+    *,
+    unchanged_too: bool,
+    expected: datetime | None = None,
 ) -> LeadDocument:
     for _ in range(MAX_WRITE_ATTEMPTS):
         lead = await get_lead(lead_id)
+        # Checked on every attempt: a write that missed because another got in first comes
+        # back here and becomes CONFLICT, never a retry that overwrites what the client missed.
+        versions.check("Lead", lead_id, lead.updated_at, expected)
         changed = dict(fields) if unchanged_too else changes.diff(lead, fields)
         if not changed:
             return lead
-        now = utc_now()
+        now = versions.next_version(lead.updated_at, utc_now())
         entries = [
             timeline.lead_field_changed(name, getattr(lead, name), new, by=viewer.name, at=now)
             for name, new in changed.items()
         ]
-        pinned = changes.pinned(lead, changed)
+        # The expected version is part of the write's filter, so check and write are atomic.
+        pinned = changes.pinned(lead, [*changed, "updated_at"] if expected else changed)
         updated = await timeline.record(pinned, entries, changes=changed, at=now)
         if updated is not None:
             return updated

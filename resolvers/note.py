@@ -2,7 +2,6 @@
 
 from collections.abc import Mapping
 
-from models.activity import ActivityType
 from models.base import utc_now
 from models.lead import LeadDocument
 from models.note import NoteDocument
@@ -16,7 +15,6 @@ NOTE_RULES: dict[str, Rule] = {
     "title": Text(max_length=200),
     "content": Text(max_length=100_000, required=True),
 }
-PREVIEW_LENGTH = 60
 
 
 async def create_note(
@@ -28,8 +26,4 @@ async def create_note(
     note = NoteDocument.model_validate(
         {**fields, "lead_id": lead.lead_id, "created_at": now, "created_by": viewer.name}
     )
-    summary = note.title or note.content[:PREVIEW_LENGTH]
-    entry = timeline.activity(
-        ActivityType.NOTE_ADDED, f"Note added: {summary}", by=viewer.name, at=now
-    )
-    return await add_to_lead(lead, note, entry)
+    return await add_to_lead(lead, note, timeline.note_added(note))

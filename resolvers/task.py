@@ -1,6 +1,7 @@
 """Tasks to follow a lead up."""
 
 from collections.abc import Mapping
+from datetime import datetime
 
 from pymongo import ReturnDocument
 
@@ -10,7 +11,7 @@ from models.lead import LeadDocument
 from models.task import TaskDocument
 from resolvers.auth import Viewer
 from resolvers.lead import get_lead
-from resolvers.services import changes, timeline
+from resolvers.services import changes, timeline, versions
 from resolvers.services.children import add_to_lead
 from resolvers.services.errors import Conflict, not_found
 from resolvers.services.validation import NotNull, Rule, Text, clean, object_id
@@ -40,28 +41,43 @@ async def create_task(
             "updated_at": now,
         }
     )
-    entry = timeline.activity(
-        ActivityType.TASK_CREATED, f"Task created: {task.title}", by=viewer.name, at=now
-    )
-    return await add_to_lead(lead, task, entry)
+    return await add_to_lead(lead, task, timeline.task_created(task))
+
+
+def task_version(task: TaskDocument) -> datetime:
+    """What `updatedAt` shows and `expectedUpdatedAt` is checked against: a task stored
+    without `updatedAt` (made before tasks were stamped, or imported) never changed, so its
+    version is its creation time."""
+    return task.updated_at or task.created_at
 
 
 async def update_task(
-    viewer: Viewer, task_id: str, values: Mapping[str, object]
+    viewer: Viewer,
+    task_id: str,
+    values: Mapping[str, object],
+    *,
+    expected_updated_at: datetime | None = None,
 ) -> tuple[TaskDocument, LeadDocument]:
-    """Apply the given fields; one TASK_UPDATED entry on the lead lists what changed."""
+    """Apply the given fields; one TASK_UPDATED entry on the lead lists what changed.
+
+    With `expected_updated_at`, only if the task is still at that version (else CONFLICT).
+    """
     fields = clean(values, TASK_RULES)
     key = object_id(task_id)
     for _ in range(MAX_WRITE_ATTEMPTS):
         task = await TaskDocument.get(key)
         if task is None:
             raise not_found("Task", task_id)
+        # Checked on every attempt, so a write that lost a race becomes CONFLICT, not a retry.
+        versions.check("Task", task_id, task_version(task), expected_updated_at)
         changed = changes.diff(task, fields)
         if not changed:
             return task, await get_lead(task.lead_id)
-        now = utc_now()
+        now = versions.next_version(task_version(task), utc_now())
+        # The version read (null included) is pinned in the filter: check and write are atomic.
+        pinned = [*changed, "updated_at"] if expected_updated_at else changed
         raw = await TaskDocument.get_pymongo_collection().find_one_and_update(
-            changes.pinned(task, changed),
+            changes.pinned(task, pinned),
             {"$set": stored_fields(TaskDocument, {**changed, "updated_at": now})},
             return_document=ReturnDocument.AFTER,
         )

@@ -5,24 +5,35 @@ from datetime import datetime
 import strawberry
 from graphql import GraphQLError
 from strawberry.schema.config import StrawberryConfig
-from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from observability.metrics import graphql_metrics
 from schema.auth import AuthQuery
 from schema.call import CallMutation
 from schema.common import DateTime
 from schema.deal import DealMutation, DealQuery
 from schema.email import EmailMutation
-from schema.errors import InputErrorCodes
+from schema.errors import InputErrorCodes, error_code
 from schema.lead import LeadMutation, LeadQuery
+from schema.limits import QueryLimits
 from schema.note import NoteMutation
+from schema.subscription import LeadSubscription
 from schema.task import TaskMutation
 
-Query = merge_types("Query", (AuthQuery, LeadQuery, DealQuery))
-Mutation = merge_types(
-    "Mutation",
-    (LeadMutation, EmailMutation, CallMutation, TaskMutation, NoteMutation, DealMutation),
-)
+
+@strawberry.type(description="Reads. Every field but `me` needs the admin role (else FORBIDDEN).")
+class Query(AuthQuery, LeadQuery, DealQuery):
+    pass
+
+
+@strawberry.type(description="Writes. All need the admin role; each returns the changed lead.")
+class Mutation(LeadMutation, EmailMutation, CallMutation, TaskMutation, NoteMutation, DealMutation):
+    pass
+
+
+@strawberry.type(description="Live updates over graphql-transport-ws at /graphql.")
+class Subscription(LeadSubscription):
+    pass
 
 
 class CrmSchema(strawberry.Schema):
@@ -35,6 +46,8 @@ class CrmSchema(strawberry.Schema):
 schema = CrmSchema(
     query=Query,
     mutation=Mutation,
+    subscription=Subscription,
     config=StrawberryConfig(scalar_map={datetime: DateTime}),
-    extensions=[InputErrorCodes],
+    # QueryLimits first: a document over a limit gets that one error, before validation.
+    extensions=[QueryLimits, InputErrorCodes, graphql_metrics(error_code)],
 )

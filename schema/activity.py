@@ -7,8 +7,22 @@ import strawberry
 from models.activity import Activity as StoredActivity
 from models.activity import ActivityType
 from models.lead import LeadDocument
+from schema.common import describe_values
 
 strawberry.enum(ActivityType, description="What happened to a lead.")
+describe_values(
+    ActivityType,
+    CREATED="The lead was created.",
+    UPDATED="A lead field other than status changed; `field`, `oldValue`, `newValue` say how.",
+    STATUS_CHANGED="The status was set (also to the same value, by updateLeadStatus); "
+    '`oldValue`/`newValue` are labels such as "New".',
+    EMAIL_SENT="An email was sent to the lead.",
+    CALL_LOGGED="A call with the lead was logged.",
+    TASK_CREATED="A task was created on the lead.",
+    TASK_UPDATED="A task of the lead changed; the description lists the changed fields.",
+    NOTE_ADDED="A note was added to the lead.",
+    CONVERTED_TO_DEAL="The lead was converted to a deal.",
+)
 
 
 class TimelineEntry(StoredActivity):
@@ -20,12 +34,15 @@ class TimelineEntry(StoredActivity):
     id: str
 
 
+def entry(lead: LeadDocument, number: int) -> TimelineEntry:
+    """The lead's `number`-th activity (1 = oldest), with its id."""
+    stored = lead.activities[number - 1]
+    return TimelineEntry.model_construct(**stored.__dict__, id=f"{lead.lead_id}:{number}")
+
+
 def timeline(lead: LeadDocument) -> list[TimelineEntry]:
     """The lead's activities, newest first, each with its id."""
-    return [
-        TimelineEntry.model_construct(**entry.__dict__, id=f"{lead.lead_id}:{number}")
-        for number, entry in reversed(list(enumerate(lead.activities, start=1)))
-    ]
+    return [entry(lead, number) for number in range(len(lead.activities), 0, -1)]
 
 
 @strawberry.type(description="One entry of a lead's activity timeline.")

@@ -9,9 +9,17 @@ from resolvers.context import Info
 @strawberry.type(name="Viewer", description="The authenticated user, from the bearer token.")
 class ViewerType:
     id: strawberry.ID = strawberry.field(description="The token's `sub`.")
-    name: str | None
-    email: str | None
-    role: str
+    name: str | None = strawberry.field(
+        description="The token's `name` claim, recorded as `by`, `sentBy`, `loggedBy` (and "
+        "`createdBy` of tasks, notes, deals) on what this user does."
+    )
+    email: str | None = strawberry.field(
+        description="The token's `email` claim: the `from` of emails this user sends."
+    )
+    role: str = strawberry.field(
+        description="The token's `role` claim (empty when absent); `admin` is needed for "
+        "every operation but `me`."
+    )
 
 
 @strawberry.type

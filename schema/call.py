@@ -1,6 +1,7 @@
 """Call type and the logCall mutation."""
 
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 
@@ -8,24 +9,41 @@ from models.call import CallDocument, CallStatus, CallType
 from models.lead import LeadDocument
 from resolvers.call import log_call
 from resolvers.context import Info
-from schema.common import admin_field, provided
+from schema.common import LeadIdArgument, admin_field, describe_values, provided
 from schema.lead import Lead
 
 strawberry.enum(CallType, description="Who called whom.")
 strawberry.enum(CallStatus, description="How the call went.")
+describe_values(
+    CallType,
+    OUTBOUND='We called the lead (the default). Timeline label "Outbound Call".',
+    INBOUND='The lead called us. Timeline label "Inbound Call".',
+)
+describe_values(
+    CallStatus,
+    COMPLETED="The call took place (the default).",
+    NO_ANSWER="Nobody answered.",
+    BUSY="The line was busy.",
+    FAILED="The call could not be made.",
+    CANCELED="The call was called off.",
+)
 
 
 @strawberry.type(description="A call with a lead.")
 class Call:
-    id: strawberry.ID
-    lead_id: str
-    type: CallType
-    duration: int = strawberry.field(description="Seconds.")
-    from_: str | None = strawberry.field(name="from", description="Name of the caller.")
-    to: str | None = strawberry.field(description="Name of who was called.")
-    phone: str | None
-    timestamp: datetime
-    status: CallStatus
+    id: strawberry.ID = strawberry.field(description="Database id (ObjectId hex).")
+    lead_id: str = strawberry.field(description='The lead\'s human id, "LEAD-001".')
+    type: CallType = strawberry.field(description="Outbound or inbound.")
+    duration: int = strawberry.field(description="Length in seconds.")
+    from_: str | None = strawberry.field(
+        name="from", description="The caller's name: the user who logged the call."
+    )
+    to: str | None = strawberry.field(
+        description="Name of who was called; by default the lead's full name."
+    )
+    phone: str | None = strawberry.field(description="Number called; by default the lead's mobile.")
+    timestamp: datetime = strawberry.field(description="When the call took place.")
+    status: CallStatus = strawberry.field(description="How the call went.")
     logged_by: str | None = strawberry.field(description="Name of the user who logged it.")
 
 
@@ -34,23 +52,47 @@ class Call:
     "COMPLETED, now."
 )
 class LogCallInput:
-    duration: int = strawberry.field(description="Seconds, 0 to 86400.")
-    type: CallType = CallType.OUTBOUND
-    phone: str | None = None
-    to: str | None = None
-    status: CallStatus = CallStatus.COMPLETED
-    timestamp: datetime | None = None
+    duration: int = strawberry.field(description="Length in seconds, 0 to 86400 (24 hours).")
+    type: CallType = strawberry.field(
+        default=CallType.OUTBOUND, description="Defaults to OUTBOUND."
+    )
+    phone: str | None = strawberry.field(
+        default=None,
+        description="Digits, spaces and + ( ) . - only; 3 to 32 characters. "
+        "Defaults to the lead's mobile.",
+    )
+    to: str | None = strawberry.field(
+        default=None,
+        description="Name of who was called, at most 200 characters; defaults to the lead's "
+        "full name.",
+    )
+    status: CallStatus = strawberry.field(
+        default=CallStatus.COMPLETED, description="Defaults to COMPLETED."
+    )
+    timestamp: datetime | None = strawberry.field(
+        default=None, description="When the call took place; defaults to now."
+    )
 
 
 @strawberry.type(description="The logged call and the lead with its new timeline entry.")
 class LogCallPayload:
-    call: CallDocument = strawberry.field(graphql_type=Call)
-    lead: LeadDocument = strawberry.field(graphql_type=Lead)
+    call: CallDocument = strawberry.field(graphql_type=Call, description="The logged call.")
+    lead: LeadDocument = strawberry.field(
+        graphql_type=Lead, description="The lead, with the CALL_LOGGED entry."
+    )
 
 
 @strawberry.type
 class CallMutation:
-    @admin_field(description="Log a call with a lead (a CALL_LOGGED entry).")
-    async def log_call(self, info: Info, lead_id: str, input: LogCallInput) -> LogCallPayload:
+    @admin_field(
+        description="Log a call with a lead (a CALL_LOGGED entry). Errors: NOT_FOUND, "
+        "BAD_USER_INPUT."
+    )
+    async def log_call(
+        self,
+        info: Info,
+        lead_id: LeadIdArgument,
+        input: Annotated[LogCallInput, strawberry.argument(description="The call.")],
+    ) -> LogCallPayload:
         call, lead = await log_call(info.context.user, lead_id, provided(input))
         return LogCallPayload(call=call, lead=lead)

@@ -4,11 +4,12 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import strawberry
 from strawberry.dataloader import DataLoader
 from strawberry.permission import BasePermission
+from strawberry.types.enum import StrawberryEnumDefinition
 
 from models.base import CrmDocument, to_milliseconds
 from resolvers.context import Info
@@ -33,7 +34,8 @@ def _parse_datetime(value: object) -> datetime:
 
 DateTime = strawberry.scalar(
     name="DateTime",
-    description="ISO-8601 date-time with offset, e.g. 2025-01-20T10:00:00.000Z; returned in UTC.",
+    description="ISO-8601 date-time. Input needs a UTC offset (`Z` or `+02:00`); output is "
+    "always UTC with milliseconds, e.g. `2025-01-20T10:00:00.000Z`.",
     serialize=_serialize_datetime,
     parse_value=_parse_datetime,
 )
@@ -43,6 +45,33 @@ DateTime = strawberry.scalar(
 class OrderDirection(Enum):
     ASC = "asc"
     DESC = "desc"
+
+
+def describe_values(enum: type[Enum], **descriptions: str) -> None:
+    """Describe the values of an enum already registered with `strawberry.enum`.
+
+    `strawberry.enum_value` would put the descriptions into the Python enum (in models/);
+    this sets them on the GraphQL definition Strawberry keeps for it instead.
+    """
+    definition = getattr(enum, "__strawberry_definition__", None)
+    assert isinstance(definition, StrawberryEnumDefinition), f"{enum} is not a strawberry.enum"
+    unknown = set(descriptions) - {value.name for value in definition.values}
+    if unknown:
+        raise ValueError(f"{enum.__name__} has no values {sorted(unknown)}")
+    for value in definition.values:
+        value.description = descriptions.get(value.name, value.description)
+
+
+describe_values(
+    OrderDirection,
+    ASC="Ascending: smallest (and null) first.",
+    DESC="Descending: largest first, null last.",
+)
+
+
+LeadIdArgument = Annotated[
+    str, strawberry.argument(description='Human id of the lead, e.g. "LEAD-001".')
+]
 
 
 class IsAdmin(BasePermission):
@@ -63,6 +92,17 @@ async def load_optional[K, V](loader: DataLoader[K, V | None], key: K | None) ->
     return None if key is None else await loader.load(key)
 
 
+def selects(info: Info, field_name: str) -> bool:
+    """Whether the query asks for `field_name` anywhere below the field being resolved."""
+    pending: list[Any] = list(info.selected_fields)
+    while pending:
+        selection = pending.pop()
+        if getattr(selection, "name", None) == field_name:
+            return True
+        pending.extend(selection.selections)
+    return False
+
+
 def provided(input_object: object | None) -> dict[str, object]:
     """The fields a client gave in an input (omitted ones are UNSET; explicit nulls stay)."""
     if input_object is None:
@@ -77,10 +117,19 @@ def provided(input_object: object | None) -> dict[str, object]:
 
 @strawberry.type(description="Where a page of a connection sits in the whole list.")
 class PageInfo:
-    has_next_page: bool
-    has_previous_page: bool
-    start_cursor: str | None
-    end_cursor: str | None
+    has_next_page: bool = strawberry.field(
+        description="Whether more items follow; fetch them with `after: endCursor`."
+    )
+    has_previous_page: bool = strawberry.field(
+        description="True when this page was asked for with an `after` cursor."
+    )
+    start_cursor: str | None = strawberry.field(
+        description="Cursor of the first item of this page; null when the page is empty."
+    )
+    end_cursor: str | None = strawberry.field(
+        description="Cursor of the last item of this page (pass it as `after` for the next "
+        "page); null when the page is empty."
+    )
 
 
 Node = TypeVar("Node")
@@ -88,8 +137,11 @@ Node = TypeVar("Node")
 
 @strawberry.type(description="One item of a connection and the cursor that points at it.")
 class Edge(Generic[Node]):
-    cursor: str
-    node: Node
+    cursor: str = strawberry.field(
+        description="Opaque cursor of this item: pass it as `after` to get the items after it. "
+        "Valid only for the ordering it came from."
+    )
+    node: Node = strawberry.field(description="The item.")
 
 
 @strawberry.type(description="A page of a list: edges with cursors, or just the nodes.")

@@ -1,6 +1,7 @@
 """Deal, Organization and Contact types; deal queries and lead conversion."""
 
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 from strawberry import Parent
@@ -13,35 +14,56 @@ from resolvers import deal as deals
 from resolvers.context import Info
 from resolvers.services.conversion import convert_lead
 from resolvers.services.pagination import DEFAULT_PAGE_SIZE
-from schema.common import Connection, admin_field, load_optional, provided
+from schema.common import (
+    Connection,
+    LeadIdArgument,
+    admin_field,
+    describe_values,
+    load_optional,
+    provided,
+)
 from schema.lead import Lead
 
 strawberry.enum(DealStatus, description="Stage of a deal in the pipeline.")
+describe_values(
+    DealStatus,
+    QUALIFICATION="Just converted: checking fit and budget (where every deal starts).",
+    DEMO_MAKING="Showing a demo.",
+    PROPOSAL_QUOTATION="A proposal or quotation was sent.",
+    NEGOTIATION="Negotiating terms.",
+    READY_TO_CLOSE="Agreed; waiting to be signed.",
+    WON="Closed: the customer bought.",
+    LOST="Closed: the customer did not buy.",
+)
 
 
 @strawberry.type(description="A company deals are made with.")
 class Organization:
-    id: strawberry.ID
-    name: str
-    website: str | None
-    industry: str | None
-    no_of_employees: str | None
-    annual_revenue: float | None
-    territory: str | None
+    id: strawberry.ID = strawberry.field(
+        description="Database id (ObjectId hex); pass it as ConvertLeadInput.organizationId."
+    )
+    name: str = strawberry.field(description="Company name; unique.")
+    website: str | None = strawberry.field(description="Company website.")
+    industry: str | None = strawberry.field(description="Industry.")
+    no_of_employees: str | None = strawberry.field(description='A range, e.g. "100-500".')
+    annual_revenue: float | None = strawberry.field(description="Annual revenue.")
+    territory: str | None = strawberry.field(description="Sales territory (region).")
 
 
 @strawberry.type(description="A person deals are made with.")
 class Contact:
-    id: strawberry.ID
-    salutation: str | None
-    first_name: str
-    last_name: str | None
-    email: str | None
-    mobile: str | None
-    job_title: str | None
-    gender: str | None
+    id: strawberry.ID = strawberry.field(
+        description="Database id (ObjectId hex); pass it as ConvertLeadInput.contactId."
+    )
+    salutation: str | None = strawberry.field(description='Form of address, e.g. "Mr", "Dr".')
+    first_name: str = strawberry.field(description="First name.")
+    last_name: str | None = strawberry.field(description="Last name.")
+    email: str | None = strawberry.field(description="Email address; unique when set.")
+    mobile: str | None = strawberry.field(description="Mobile number.")
+    job_title: str | None = strawberry.field(description="Job title.")
+    gender: str | None = strawberry.field(description="Gender, free text.")
 
-    @strawberry.field(graphql_type=Organization | None)
+    @strawberry.field(graphql_type=Organization | None, description="The company they work for.")
     async def organization(
         self, root: Parent[ContactDocument], info: Info
     ) -> OrganizationDocument | None:
@@ -50,27 +72,34 @@ class Contact:
 
 @strawberry.type(description="An opportunity, made from a converted lead.")
 class Deal:
-    id: strawberry.ID
+    id: strawberry.ID = strawberry.field(description="Database id (ObjectId hex).")
     deal_id: str = strawberry.field(description='Human id, "DEAL-001".')
-    lead_id: str | None = strawberry.field(description="The lead it was converted from.")
-    status: DealStatus
-    deal_owner: str | None
-    annual_revenue: float | None
-    website: str | None
-    territory: str | None
-    industry: str | None
-    source: str | None
-    no_of_employees: str | None
-    created_at: datetime
+    lead_id: str | None = strawberry.field(
+        description="The lead it was converted from (kept after that lead is deleted)."
+    )
+    status: DealStatus = strawberry.field(description="Pipeline stage; starts at QUALIFICATION.")
+    deal_owner: str | None = strawberry.field(
+        description="Name of the user who owns the deal; by default the lead's owner."
+    )
+    annual_revenue: float | None = strawberry.field(description="Copied from the lead.")
+    website: str | None = strawberry.field(description="Copied from the lead.")
+    territory: str | None = strawberry.field(description="Copied from the lead.")
+    industry: str | None = strawberry.field(description="Copied from the lead.")
+    source: str | None = strawberry.field(description="Copied from the lead.")
+    no_of_employees: str | None = strawberry.field(description="Copied from the lead.")
+    created_at: datetime = strawberry.field(description="When the lead was converted.")
     created_by: str | None = strawberry.field(description="Name of the user who converted it.")
 
-    @strawberry.field(graphql_type=Organization | None)
+    @strawberry.field(
+        graphql_type=Organization | None,
+        description="The company; null when the lead had no organization and none was given.",
+    )
     async def organization(
         self, root: Parent[DealDocument], info: Info
     ) -> OrganizationDocument | None:
         return await load_optional(info.context.loaders.organization_by_id, root.organization_id)
 
-    @strawberry.field(graphql_type=Contact | None)
+    @strawberry.field(graphql_type=Contact | None, description="The person the deal is with.")
     async def contact(self, root: Parent[DealDocument], info: Info) -> ContactDocument | None:
         return await load_optional(info.context.loaders.contact_by_id, root.contact_id)
 
@@ -80,28 +109,57 @@ class Deal:
     "organization with the lead's organization name are reused, else created."
 )
 class ConvertLeadInput:
-    organization_id: strawberry.ID | None = None
-    contact_id: strawberry.ID | None = None
+    organization_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="An existing Organization's id (24 hex digits) to link; NOT_FOUND if absent.",
+    )
+    contact_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="An existing Contact's id (24 hex digits) to link; NOT_FOUND if absent.",
+    )
     deal_owner: str | None = strawberry.field(
-        default=None, description="Defaults to the lead's owner."
+        default=None, description="At most 200 characters; defaults to the lead's owner."
     )
 
 
 @strawberry.type(description="The converted lead and its new deal.")
 class ConvertLeadPayload:
-    lead: LeadDocument = strawberry.field(graphql_type=Lead)
-    deal: DealDocument = strawberry.field(graphql_type=Deal)
+    lead: LeadDocument = strawberry.field(
+        graphql_type=Lead,
+        description="The lead, now QUALIFIED and convertedToDeal, with its new entries.",
+    )
+    deal: DealDocument = strawberry.field(graphql_type=Deal, description="The new deal.")
 
 
 @strawberry.type
 class DealQuery:
-    @admin_field(graphql_type=Deal | None, description="One deal by its deal id.")
-    async def deal(self, deal_id: str) -> DealDocument:
+    @admin_field(
+        graphql_type=Deal | None,
+        description="One deal by its deal id; null with a NOT_FOUND error when there is none.",
+    )
+    async def deal(
+        self,
+        deal_id: Annotated[
+            str, strawberry.argument(description='Human id of the deal, e.g. "DEAL-001".')
+        ],
+    ) -> DealDocument:
         return await deals.get_deal(deal_id)
 
-    @admin_field(description="Deals, newest first, a page at a time.")
+    @admin_field(
+        description="Deals, newest first, a page at a time. Errors: BAD_USER_INPUT for a "
+        "`first` out of range or a foreign `after` cursor."
+    )
     async def deals(
-        self, first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None
+        self,
+        first: Annotated[
+            int | None, strawberry.argument(description="Page size, 0 to 100 (default 20).")
+        ] = DEFAULT_PAGE_SIZE,
+        after: Annotated[
+            str | None,
+            strawberry.argument(
+                description="Start after this cursor (`pageInfo.endCursor` or an edge's `cursor`)."
+            ),
+        ] = None,
     ) -> Connection[Deal]:
         page = await deals.list_deals(first=first, after=after)
         return Connection(page=page, order=deals.DEAL_ORDER, count=deals.count_deals)
@@ -109,9 +167,19 @@ class DealQuery:
 
 @strawberry.type
 class DealMutation:
-    @admin_field(description="Turn a lead into a deal (QUALIFIED, CONVERTED_TO_DEAL entry).")
+    @admin_field(
+        description="Turn a lead into a deal (status QUALIFIED, a CONVERTED_TO_DEAL entry). "
+        "Errors: NOT_FOUND (lead, organization or contact), BAD_USER_INPUT, CONFLICT "
+        "(already converted)."
+    )
     async def convert_lead_to_deal(
-        self, info: Info, lead_id: str, input: ConvertLeadInput | None = None
+        self,
+        info: Info,
+        lead_id: LeadIdArgument,
+        input: Annotated[
+            ConvertLeadInput | None,
+            strawberry.argument(description="Optional links and owner for the deal."),
+        ] = None,
     ) -> ConvertLeadPayload:
         lead, deal = await convert_lead(info.context.user, lead_id, provided(input))
         return ConvertLeadPayload(lead=lead, deal=deal)

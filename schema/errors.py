@@ -13,12 +13,15 @@ from graphql.validation import ValuesOfCorrectTypeRule
 from pymongo.errors import AutoReconnect, ConnectionFailure, ExecutionTimeout, NetworkTimeout
 from strawberry.extensions import SchemaExtension
 
+from observability.request_id import current_request_id
 from resolvers.services.errors import DomainError, ErrorCode, ServiceUnavailable
 
 log = logging.getLogger("crm.errors")
 
 DATABASE_DOWN = (ConnectionFailure, AutoReconnect, NetworkTimeout, ExecutionTimeout)
 PUBLIC_CODES = {code.value for code in ErrorCode} - {ErrorCode.INTERNAL_SERVER_ERROR.value}
+# Codes that tell a client to retry or contact support: they carry the request id.
+SUPPORT_CODES = {ErrorCode.INTERNAL_SERVER_ERROR.value, ErrorCode.SERVICE_UNAVAILABLE.value}
 # graphql-core: "Variable '$input' has invalid value at .status: Value 'X' does not exist…"
 VARIABLE_ERROR = re.compile(
     r"^Variable '\$(?P<variable>\w+)' (?:has invalid value(?: at (?P<path>\S+?))?:)?"
@@ -86,18 +89,37 @@ def _request_error_code(error: GraphQLError) -> dict[str, Any]:
 
 
 def public_error(error: GraphQLError) -> dict[str, Any]:
-    """The error as a client sees it; anything unexpected is masked and logged."""
+    """The error as a client sees it; anything unexpected is masked and logged.
+
+    INTERNAL_SERVER_ERROR and SERVICE_UNAVAILABLE carry `extensions.requestId` (the request's
+    `X-Request-ID`, also on its log lines), for users to quote to support.
+    """
+    public = _public_error(error, report=True)
+    extensions = public["extensions"]
+    if extensions["code"] in SUPPORT_CODES and (request_id := current_request_id()):
+        public["extensions"] = {**extensions, "requestId": request_id}
+    return public
+
+
+def error_code(error: GraphQLError) -> str:
+    """The `extensions.code` a client gets for this error (`public_error`'s, without logging)."""
+    return str(_public_error(error, report=False)["extensions"]["code"])
+
+
+def _public_error(error: GraphQLError, *, report: bool) -> dict[str, Any]:
     original = error.original_error
     if isinstance(original, DATABASE_DOWN):
         original = ServiceUnavailable("The database is unavailable; retry shortly")
-        log.warning("database unavailable: %s", error.original_error)
+        if report:
+            log.warning("database unavailable: %s", error.original_error)
     if isinstance(original, DomainError):
         return {**error.formatted, "message": original.message, "extensions": original.extensions}
     if original is None and (error.extensions or {}).get("code") in PUBLIC_CODES:
         return dict(error.formatted)
     if is_request_error(error):
         return {**error.formatted, "extensions": _request_error_code(error)}
-    log.error("unexpected error in %s", error.path, exc_info=original or error)
+    if report:
+        log.error("unexpected error in %s", error.path, exc_info=original or error)
     return {
         **error.formatted,
         "message": "Internal server error",

@@ -18,7 +18,16 @@ from resolvers.lead import LeadOrderField
 from resolvers.services.deletion import DeletedLead, delete_lead
 from resolvers.services.pagination import DEFAULT_PAGE_SIZE, Order
 from schema.activity import Activity, TimelineEntry, timeline
-from schema.common import Connection, OrderDirection, admin_field, load_optional, provided
+from schema.common import (
+    Connection,
+    LeadIdArgument,
+    OrderDirection,
+    admin_field,
+    describe_values,
+    load_optional,
+    provided,
+    selects,
+)
 
 if TYPE_CHECKING:
     from schema.call import Call
@@ -29,6 +38,23 @@ if TYPE_CHECKING:
 
 strawberry.enum(LeadStatus, description="Where a lead stands in qualification.")
 strawberry.enum(LeadOrderField, description="What the lead list can be ordered by.")
+describe_values(
+    LeadStatus,
+    NEW='Just added, not worked on yet (the default). Timeline label "New".',
+    CONTACTED='Reached out to. Timeline label "Contacted".',
+    NURTURE='Not ready to buy yet; kept warm. Timeline label "Nurture".',
+    QUALIFIED='A real opportunity; conversion to a deal sets it. Timeline label "Qualified".',
+    UNQUALIFIED='Not a fit. Timeline label "Unqualified".',
+    JUNK='Spam or unusable. Timeline label "Junk".',
+)
+describe_values(
+    LeadOrderField,
+    CREATED_AT="When the lead was created.",
+    UPDATED_AT="When the lead last changed.",
+    LEAD_ID="The lead id's number, numerically: LEAD-999 before LEAD-1000.",
+    ANNUAL_REVENUE="Annual revenue; leads without one sort lowest.",
+    FIRST_NAME="First name, case-sensitively (uppercase before lowercase).",
+)
 
 EmailType = Annotated["Email", strawberry.lazy("schema.email")]
 CallType = Annotated["Call", strawberry.lazy("schema.call")]
@@ -41,26 +67,34 @@ DealType = Annotated["Deal", strawberry.lazy("schema.deal")]
 class Lead:
     id: strawberry.ID = strawberry.field(description="Database id (ObjectId hex).")
     lead_id: str = strawberry.field(description='Human id, "LEAD-001".')
-    salutation: str | None
-    first_name: str
-    last_name: str | None
-    email: str | None
-    mobile: str | None
+    salutation: str | None = strawberry.field(description='Form of address, e.g. "Mr", "Dr".')
+    first_name: str = strawberry.field(description="First name; never empty.")
+    last_name: str | None = strawberry.field(description="Last name.")
+    email: str | None = strawberry.field(
+        description="Email address; sendEmail's default recipient."
+    )
+    mobile: str | None = strawberry.field(description="Mobile number; logCall's default `phone`.")
     organization: str | None = strawberry.field(description="Company name.")
-    website: str | None
-    job_title: str | None
-    industry: str | None
+    website: str | None = strawberry.field(description="Company website.")
+    job_title: str | None = strawberry.field(description="Job title.")
+    industry: str | None = strawberry.field(description="Industry of the company.")
     source: str | None = strawberry.field(description="Where the lead came from.")
-    status: LeadStatus
-    gender: str | None
+    status: LeadStatus = strawberry.field(description="Where the lead stands.")
+    gender: str | None = strawberry.field(description="Gender, free text.")
     no_of_employees: str | None = strawberry.field(description='A range, e.g. "100-500".')
-    annual_revenue: float | None
-    territory: str | None
+    annual_revenue: float | None = strawberry.field(
+        description="Annual revenue of the company; never negative."
+    )
+    territory: str | None = strawberry.field(description="Sales territory (region).")
     lead_owner: str | None = strawberry.field(description="Name of the user who owns the lead.")
-    created_at: datetime
+    created_at: datetime = strawberry.field(description="When the lead was created.")
     created_by: str | None = strawberry.field(description="User id of the creator.")
-    updated_at: datetime
-    converted_to_deal: bool
+    updated_at: datetime = strawberry.field(
+        description="When the lead or its timeline last changed (a sent email counts too)."
+    )
+    converted_to_deal: bool = strawberry.field(
+        description="Whether the lead was converted to a deal (see `deal`)."
+    )
 
     @strawberry.field(description="First and last name.")
     def full_name(self, root: Parent[LeadDocument]) -> str:
@@ -72,7 +106,7 @@ class Lead:
 
     @strawberry.field(description="How many timeline entries the lead has.")
     def activities_count(self, root: Parent[LeadDocument]) -> int:
-        return len(root.activities)
+        return root.activities_count
 
     @strawberry.field(graphql_type=DealType | None, description="The deal it was converted to.")
     async def deal(self, root: Parent[LeadDocument], info: Info) -> DealDocument | None:
@@ -98,15 +132,29 @@ class Lead:
 @strawberry.input(description="Which leads to list; all given conditions must hold.")
 class LeadFilter:
     status: list[LeadStatus] | None = strawberry.field(
-        default=None, description="Any of these statuses."
+        default=None, description="Any of these statuses; an empty list matches no lead."
     )
-    lead_owner: str | None = None
-    source: str | None = None
-    industry: str | None = None
-    territory: str | None = None
-    converted_to_deal: bool | None = None
-    created_after: datetime | None = strawberry.field(default=None, description="Inclusive.")
-    created_before: datetime | None = strawberry.field(default=None, description="Exclusive.")
+    lead_owner: str | None = strawberry.field(
+        default=None, description="Exactly this owner name (case-sensitive)."
+    )
+    source: str | None = strawberry.field(
+        default=None, description="Exactly this source (case-sensitive)."
+    )
+    industry: str | None = strawberry.field(
+        default=None, description="Exactly this industry (case-sensitive)."
+    )
+    territory: str | None = strawberry.field(
+        default=None, description="Exactly this territory (case-sensitive)."
+    )
+    converted_to_deal: bool | None = strawberry.field(
+        default=None, description="Only converted (true) or only unconverted (false) leads."
+    )
+    created_after: datetime | None = strawberry.field(
+        default=None, description="Created at or after this time (inclusive)."
+    )
+    created_before: datetime | None = strawberry.field(
+        default=None, description="Created before this time (exclusive)."
+    )
     search: str | None = strawberry.field(
         default=None,
         description="Words matched case-insensitively, as typed, against first and last "
@@ -116,69 +164,129 @@ class LeadFilter:
 
 @strawberry.input(description="How to order the lead list.")
 class LeadOrder:
-    field: LeadOrderField
-    direction: OrderDirection
+    field: LeadOrderField = strawberry.field(
+        description="What to sort by; leads with equal values keep a stable order."
+    )
+    direction: OrderDirection = strawberry.field(description="Ascending or descending.")
 
 
-@strawberry.input(description="A new lead. Only firstName is required.")
+@strawberry.input(
+    description="A new lead. Only firstName is required. Strings are trimmed; blank optional "
+    "strings are stored as null."
+)
 class CreateLeadInput:
-    first_name: str
-    salutation: str | None = None
-    last_name: str | None = None
-    email: str | None = None
-    mobile: str | None = None
-    organization: str | None = None
-    website: str | None = None
-    job_title: str | None = None
-    industry: str | None = None
-    source: str | None = None
-    status: LeadStatus = LeadStatus.NEW
-    gender: str | None = None
-    no_of_employees: str | None = None
-    annual_revenue: float | None = None
-    territory: str | None = None
+    first_name: str = strawberry.field(description="Required, at most 100 characters.")
+    salutation: str | None = strawberry.field(
+        default=None, description='Form of address ("Mr", "Dr"), at most 20 characters.'
+    )
+    last_name: str | None = strawberry.field(default=None, description="At most 100 characters.")
+    email: str | None = strawberry.field(
+        default=None, description="An address like name@example.com, at most 254 characters."
+    )
+    mobile: str | None = strawberry.field(
+        default=None, description="Digits, spaces and + ( ) . - only; 3 to 32 characters."
+    )
+    organization: str | None = strawberry.field(
+        default=None, description="Company name, at most 200 characters."
+    )
+    website: str | None = strawberry.field(default=None, description="At most 2048 characters.")
+    job_title: str | None = strawberry.field(default=None, description="At most 200 characters.")
+    industry: str | None = strawberry.field(default=None, description="At most 100 characters.")
+    source: str | None = strawberry.field(
+        default=None, description="Where the lead came from, at most 100 characters."
+    )
+    status: LeadStatus = strawberry.field(default=LeadStatus.NEW, description="Defaults to NEW.")
+    gender: str | None = strawberry.field(default=None, description="At most 50 characters.")
+    no_of_employees: str | None = strawberry.field(
+        default=None, description='A range, e.g. "100-500"; at most 50 characters.'
+    )
+    annual_revenue: float | None = strawberry.field(
+        default=None, description="Must not be negative."
+    )
+    territory: str | None = strawberry.field(default=None, description="At most 100 characters.")
     lead_owner: str | None = strawberry.field(
-        default=None, description="Defaults to the caller's name."
+        default=None,
+        description="Owner's name, at most 200 characters; defaults to the caller's name.",
     )
 
 
-@strawberry.input(description="Changes to a lead: omitted fields stay, null clears a field.")
+@strawberry.input(
+    description="Changes to a lead: omitted fields stay, null (or a blank string) clears a "
+    "field. Limits as in CreateLeadInput."
+)
 class UpdateLeadInput:
-    first_name: str | None = strawberry.UNSET
-    salutation: str | None = strawberry.UNSET
-    last_name: str | None = strawberry.UNSET
-    email: str | None = strawberry.UNSET
-    mobile: str | None = strawberry.UNSET
-    organization: str | None = strawberry.UNSET
-    website: str | None = strawberry.UNSET
-    job_title: str | None = strawberry.UNSET
-    industry: str | None = strawberry.UNSET
-    source: str | None = strawberry.UNSET
-    status: LeadStatus | None = strawberry.UNSET
-    gender: str | None = strawberry.UNSET
-    no_of_employees: str | None = strawberry.UNSET
-    annual_revenue: float | None = strawberry.UNSET
-    territory: str | None = strawberry.UNSET
-    lead_owner: str | None = strawberry.UNSET
+    first_name: str | None = strawberry.field(
+        default=strawberry.UNSET, description="Cannot be cleared; at most 100 characters."
+    )
+    salutation: str | None = strawberry.field(
+        default=strawberry.UNSET, description="At most 20 characters."
+    )
+    last_name: str | None = strawberry.field(
+        default=strawberry.UNSET, description="At most 100 characters."
+    )
+    email: str | None = strawberry.field(
+        default=strawberry.UNSET, description="An address like name@example.com."
+    )
+    mobile: str | None = strawberry.field(
+        default=strawberry.UNSET, description="Digits, spaces and + ( ) . - only."
+    )
+    organization: str | None = strawberry.field(
+        default=strawberry.UNSET, description="Company name, at most 200 characters."
+    )
+    website: str | None = strawberry.field(
+        default=strawberry.UNSET, description="At most 2048 characters."
+    )
+    job_title: str | None = strawberry.field(
+        default=strawberry.UNSET, description="At most 200 characters."
+    )
+    industry: str | None = strawberry.field(
+        default=strawberry.UNSET, description="At most 100 characters."
+    )
+    source: str | None = strawberry.field(
+        default=strawberry.UNSET, description="At most 100 characters."
+    )
+    status: LeadStatus | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Cannot be null; a change is recorded as STATUS_CHANGED.",
+    )
+    gender: str | None = strawberry.field(
+        default=strawberry.UNSET, description="At most 50 characters."
+    )
+    no_of_employees: str | None = strawberry.field(
+        default=strawberry.UNSET, description='A range, e.g. "100-500".'
+    )
+    annual_revenue: float | None = strawberry.field(
+        default=strawberry.UNSET, description="Must not be negative."
+    )
+    territory: str | None = strawberry.field(
+        default=strawberry.UNSET, description="At most 100 characters."
+    )
+    lead_owner: str | None = strawberry.field(
+        default=strawberry.UNSET, description="Owner's name, at most 200 characters."
+    )
 
 
 @strawberry.type(description="The created lead.")
 class CreateLeadPayload:
-    lead: LeadDocument = strawberry.field(graphql_type=Lead)
+    lead: LeadDocument = strawberry.field(
+        graphql_type=Lead, description="The new lead, with its lead id and CREATED entry."
+    )
 
 
 @strawberry.type(description="The lead as it is after the change.")
 class UpdateLeadPayload:
-    lead: LeadDocument = strawberry.field(graphql_type=Lead)
+    lead: LeadDocument = strawberry.field(
+        graphql_type=Lead, description="The lead after the change, with its new entries."
+    )
 
 
 @strawberry.type(description="What a lead delete removed.")
 class DeleteLeadPayload:
-    lead_id: str
-    deleted_emails: int
-    deleted_calls: int
-    deleted_tasks: int
-    deleted_notes: int
+    lead_id: str = strawberry.field(description="The deleted lead's id.")
+    deleted_emails: int = strawberry.field(description="How many of its emails were deleted.")
+    deleted_calls: int = strawberry.field(description="How many of its calls were deleted.")
+    deleted_tasks: int = strawberry.field(description="How many of its tasks were deleted.")
+    deleted_notes: int = strawberry.field(description="How many of its notes were deleted.")
 
 
 DEFAULT_ORDER = LeadOrder(field=LeadOrderField.CREATED_AT, direction=OrderDirection.DESC)
@@ -186,17 +294,38 @@ DEFAULT_ORDER = LeadOrder(field=LeadOrderField.CREATED_AT, direction=OrderDirect
 
 @strawberry.type
 class LeadQuery:
-    @admin_field(graphql_type=Lead | None, description="One lead by its lead id.")
-    async def lead(self, lead_id: str) -> LeadDocument:
+    @admin_field(
+        graphql_type=Lead | None,
+        description="One lead by its lead id; null with a NOT_FOUND error when there is none.",
+    )
+    async def lead(self, lead_id: LeadIdArgument) -> LeadDocument:
         return await leads.get_lead(lead_id)
 
-    @admin_field(description="Leads, a page at a time (newest first unless ordered).")
+    @admin_field(
+        description="Leads, a page at a time (newest first unless ordered). Errors: "
+        "BAD_USER_INPUT for a `first` out of range or a foreign `after` cursor."
+    )
     async def leads(
         self,
-        first: int | None = DEFAULT_PAGE_SIZE,
-        after: str | None = None,
-        filter: LeadFilter | None = None,
-        order_by: LeadOrder | None = DEFAULT_ORDER,
+        info: Info,
+        first: Annotated[
+            int | None, strawberry.argument(description="Page size, 0 to 100 (default 20).")
+        ] = DEFAULT_PAGE_SIZE,
+        after: Annotated[
+            str | None,
+            strawberry.argument(
+                description="Start after this cursor (`pageInfo.endCursor` or an edge's "
+                "`cursor`), from a list with the same `orderBy`."
+            ),
+        ] = None,
+        filter: Annotated[
+            LeadFilter | None,
+            strawberry.argument(description="Conditions the leads must meet; none: all leads."),
+        ] = None,
+        order_by: Annotated[
+            LeadOrder | None,
+            strawberry.argument(description="Sort order; default newest first."),
+        ] = DEFAULT_ORDER,
     ) -> Connection[Lead]:
         filters = provided(filter)
         order_by = order_by or DEFAULT_ORDER
@@ -204,31 +333,75 @@ class LeadQuery:
             stored_field=order_by.field.value,
             descending=order_by.direction is OrderDirection.DESC,
         )
-        page = await leads.list_leads(first=first, after=after, filters=filters, order=order)
+        page = await leads.list_leads(
+            first=first,
+            after=after,
+            filters=filters,
+            order=order,
+            with_timeline=selects(info, "activities"),
+        )
         return Connection(page=page, order=order, count=lambda: leads.count_leads(filters))
 
 
 @strawberry.type
 class LeadMutation:
-    @admin_field(description="Create a lead; its timeline starts with CREATED.")
-    async def create_lead(self, info: Info, input: CreateLeadInput) -> CreateLeadPayload:
+    @admin_field(
+        description="Create a lead with the next lead id; its timeline starts with CREATED. "
+        "Errors: BAD_USER_INPUT (every bad field in `fieldErrors`)."
+    )
+    async def create_lead(
+        self,
+        info: Info,
+        input: Annotated[CreateLeadInput, strawberry.argument(description="The new lead.")],
+    ) -> CreateLeadPayload:
         return CreateLeadPayload(lead=await leads.create_lead(info.context.user, provided(input)))
 
-    @admin_field(description="Change a lead; one UPDATED entry per changed field.")
+    @admin_field(
+        description="Change a lead; one UPDATED (or STATUS_CHANGED) entry per field that really "
+        "changes. Errors: NOT_FOUND, BAD_USER_INPUT, CONFLICT (changed since "
+        "`expectedUpdatedAt`: reload; or busy lead: retry)."
+    )
     async def update_lead(
-        self, info: Info, lead_id: str, input: UpdateLeadInput
+        self,
+        info: Info,
+        lead_id: LeadIdArgument,
+        input: Annotated[
+            UpdateLeadInput, strawberry.argument(description="Only the fields to change.")
+        ],
+        expected_updated_at: Annotated[
+            datetime | None,
+            strawberry.argument(
+                description="The lead's `updatedAt` as you read it: the change is made only "
+                "if the lead is unchanged since (no lost updates); otherwise CONFLICT and "
+                "nothing is written. Omit it to write whatever changed meanwhile."
+            ),
+        ] = None,
     ) -> UpdateLeadPayload:
-        lead = await leads.update_lead(info.context.user, lead_id, provided(input))
+        lead = await leads.update_lead(
+            info.context.user, lead_id, provided(input), expected_updated_at=expected_updated_at
+        )
         return UpdateLeadPayload(lead=lead)
 
-    @admin_field(description="Set a lead's status (always a STATUS_CHANGED entry).")
+    @admin_field(
+        description="Set a lead's status; always records a STATUS_CHANGED entry, even when the "
+        "status stays. Errors: NOT_FOUND, CONFLICT (busy lead; retry)."
+    )
     async def update_lead_status(
-        self, info: Info, lead_id: str, status: LeadStatus
+        self,
+        info: Info,
+        lead_id: LeadIdArgument,
+        status: Annotated[LeadStatus, strawberry.argument(description="The new status.")],
     ) -> UpdateLeadPayload:
         lead = await leads.update_lead_status(info.context.user, lead_id, status)
         return UpdateLeadPayload(lead=lead)
 
-    @admin_field(description="Delete a lead with its emails, calls, tasks and notes.")
-    async def delete_lead(self, lead_id: str) -> DeleteLeadPayload:
+    @admin_field(
+        description="Delete a lead with its emails, calls, tasks and notes; a deal made from "
+        "it stays. All or nothing: an interrupted delete leaves the lead (or, on a replica set, "
+        "everything) in place, and calling it again finishes. Errors: NOT_FOUND (no such lead; "
+        "children an interrupted delete left are removed all the same), CONFLICT (children "
+        "kept being added; retry)."
+    )
+    async def delete_lead(self, lead_id: LeadIdArgument) -> DeleteLeadPayload:
         deleted: DeletedLead = await delete_lead(lead_id)
         return DeleteLeadPayload(**vars(deleted))

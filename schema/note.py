@@ -1,6 +1,7 @@
 """Note type and the createNote mutation."""
 
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 
@@ -8,37 +9,44 @@ from models.lead import LeadDocument
 from models.note import NoteDocument
 from resolvers.context import Info
 from resolvers.note import create_note
-from schema.common import admin_field, provided
+from schema.common import LeadIdArgument, admin_field, provided
 from schema.lead import Lead
 
 
 @strawberry.type(description="A note about a lead.")
 class Note:
-    id: strawberry.ID
-    lead_id: str
-    title: str | None
-    content: str
-    created_at: datetime
+    id: strawberry.ID = strawberry.field(description="Database id (ObjectId hex).")
+    lead_id: str = strawberry.field(description='The lead\'s human id, "LEAD-001".')
+    title: str | None = strawberry.field(description="Optional title.")
+    content: str = strawberry.field(description="The note's text.")
+    created_at: datetime = strawberry.field(description="When it was written.")
     created_by: str | None = strawberry.field(description="Name of the user who wrote it.")
 
 
 @strawberry.input(description="A note to add.")
 class CreateNoteInput:
-    content: str
-    title: str | None = None
+    content: str = strawberry.field(description="Required, at most 100,000 characters.")
+    title: str | None = strawberry.field(default=None, description="At most 200 characters.")
 
 
 @strawberry.type(description="The note and the lead with its new timeline entry.")
 class CreateNotePayload:
-    note: NoteDocument = strawberry.field(graphql_type=Note)
-    lead: LeadDocument = strawberry.field(graphql_type=Lead)
+    note: NoteDocument = strawberry.field(graphql_type=Note, description="The new note.")
+    lead: LeadDocument = strawberry.field(
+        graphql_type=Lead, description="The lead, with the NOTE_ADDED entry."
+    )
 
 
 @strawberry.type
 class NoteMutation:
-    @admin_field(description="Add a note to a lead (a NOTE_ADDED entry).")
+    @admin_field(
+        description="Add a note to a lead (a NOTE_ADDED entry). Errors: NOT_FOUND, BAD_USER_INPUT."
+    )
     async def create_note(
-        self, info: Info, lead_id: str, input: CreateNoteInput
+        self,
+        info: Info,
+        lead_id: LeadIdArgument,
+        input: Annotated[CreateNoteInput, strawberry.argument(description="The note.")],
     ) -> CreateNotePayload:
         note, lead = await create_note(info.context.user, lead_id, provided(input))
         return CreateNotePayload(note=note, lead=lead)

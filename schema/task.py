@@ -1,59 +1,105 @@
 """Task type and the createTask / updateTask mutations."""
 
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
+from strawberry import Parent
 
 from models.lead import LeadDocument
 from models.task import TaskDocument, TaskPriority, TaskStatus
 from resolvers.context import Info
-from resolvers.task import create_task, update_task
-from schema.common import admin_field, provided
+from resolvers.task import create_task, task_version, update_task
+from schema.common import LeadIdArgument, admin_field, describe_values, provided
 from schema.lead import Lead
 
 strawberry.enum(TaskStatus, description="Progress of a task.")
 strawberry.enum(TaskPriority, description="How urgent a task is.")
+describe_values(
+    TaskStatus,
+    BACKLOG="Not planned yet (the default).",
+    TODO="Planned, not started.",
+    IN_PROGRESS="Being worked on.",
+    DONE="Finished.",
+    CANCELED="Dropped.",
+)
+describe_values(
+    TaskPriority,
+    LOW="Can wait.",
+    MEDIUM="Normal (the default).",
+    HIGH="Urgent.",
+)
 
 
 @strawberry.type(description="A follow-up task on a lead.")
 class Task:
-    id: strawberry.ID
-    lead_id: str
-    title: str
-    description: str | None
-    status: TaskStatus
+    id: strawberry.ID = strawberry.field(
+        description="Database id (ObjectId hex); what updateTask takes."
+    )
+    lead_id: str = strawberry.field(description='The lead\'s human id, "LEAD-001".')
+    title: str = strawberry.field(description="What is to be done.")
+    description: str | None = strawberry.field(description="Details, free text.")
+    status: TaskStatus = strawberry.field(description="Progress.")
     assigned_to: str | None = strawberry.field(description="Name of the assignee.")
-    due_date: datetime | None
-    priority: TaskPriority
-    created_at: datetime
+    due_date: datetime | None = strawberry.field(description="When it is due.")
+    priority: TaskPriority = strawberry.field(description="How urgent it is.")
+    created_at: datetime = strawberry.field(description="When it was created.")
     created_by: str | None = strawberry.field(description="Name of the user who created it.")
-    updated_at: datetime | None
+
+    @strawberry.field(
+        description="When it last changed (its creation time if it never changed); pass it "
+        "to updateTask as `expectedUpdatedAt`."
+    )
+    def updated_at(self, root: Parent[TaskDocument]) -> datetime:
+        return task_version(root)
 
 
 @strawberry.input(description="A task to create. Defaults: BACKLOG, MEDIUM.")
 class CreateTaskInput:
-    title: str
-    description: str | None = None
-    status: TaskStatus = TaskStatus.BACKLOG
-    assigned_to: str | None = None
-    due_date: datetime | None = None
-    priority: TaskPriority = TaskPriority.MEDIUM
+    title: str = strawberry.field(description="Required, at most 200 characters.")
+    description: str | None = strawberry.field(
+        default=None, description="At most 10,000 characters."
+    )
+    status: TaskStatus = strawberry.field(
+        default=TaskStatus.BACKLOG, description="Defaults to BACKLOG."
+    )
+    assigned_to: str | None = strawberry.field(
+        default=None, description="Name of the assignee, at most 200 characters."
+    )
+    due_date: datetime | None = strawberry.field(default=None, description="When it is due.")
+    priority: TaskPriority = strawberry.field(
+        default=TaskPriority.MEDIUM, description="Defaults to MEDIUM."
+    )
 
 
 @strawberry.input(description="Changes to a task: omitted fields stay, null clears a field.")
 class UpdateTaskInput:
-    title: str | None = strawberry.UNSET
-    description: str | None = strawberry.UNSET
-    status: TaskStatus | None = strawberry.UNSET
-    assigned_to: str | None = strawberry.UNSET
-    due_date: datetime | None = strawberry.UNSET
-    priority: TaskPriority | None = strawberry.UNSET
+    title: str | None = strawberry.field(
+        default=strawberry.UNSET, description="Cannot be cleared; at most 200 characters."
+    )
+    description: str | None = strawberry.field(
+        default=strawberry.UNSET, description="At most 10,000 characters."
+    )
+    status: TaskStatus | None = strawberry.field(
+        default=strawberry.UNSET, description="Cannot be null."
+    )
+    assigned_to: str | None = strawberry.field(
+        default=strawberry.UNSET, description="Name of the assignee, at most 200 characters."
+    )
+    due_date: datetime | None = strawberry.field(
+        default=strawberry.UNSET, description="When it is due."
+    )
+    priority: TaskPriority | None = strawberry.field(
+        default=strawberry.UNSET, description="Cannot be null."
+    )
 
 
 @strawberry.type(description="The task and the lead with its new timeline entry.")
 class TaskPayload:
-    task: TaskDocument = strawberry.field(graphql_type=Task)
-    lead: LeadDocument = strawberry.field(graphql_type=Lead)
+    task: TaskDocument = strawberry.field(graphql_type=Task, description="The task as stored now.")
+    lead: LeadDocument = strawberry.field(
+        graphql_type=Lead, description="The task's lead, with its timeline."
+    )
 
 
 @strawberry.type(description="The created task and the lead with its TASK_CREATED entry.")
@@ -68,16 +114,43 @@ class UpdateTaskPayload(TaskPayload):
 
 @strawberry.type
 class TaskMutation:
-    @admin_field(description="Create a task on a lead (a TASK_CREATED entry).")
+    @admin_field(
+        description="Create a task on a lead (a TASK_CREATED entry). Errors: NOT_FOUND, "
+        "BAD_USER_INPUT."
+    )
     async def create_task(
-        self, info: Info, lead_id: str, input: CreateTaskInput
+        self,
+        info: Info,
+        lead_id: LeadIdArgument,
+        input: Annotated[CreateTaskInput, strawberry.argument(description="The task.")],
     ) -> CreateTaskPayload:
         task, lead = await create_task(info.context.user, lead_id, provided(input))
         return CreateTaskPayload(task=task, lead=lead)
 
-    @admin_field(description="Change a task (a TASK_UPDATED entry on its lead).")
+    @admin_field(
+        description="Change a task (one TASK_UPDATED entry on its lead; none when nothing "
+        "changes). Errors: NOT_FOUND, BAD_USER_INPUT, CONFLICT (changed since "
+        "`expectedUpdatedAt`: reload; or busy task: retry)."
+    )
     async def update_task(
-        self, info: Info, id: strawberry.ID, input: UpdateTaskInput
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID, strawberry.argument(description="The task's `id` (24 hex digits).")
+        ],
+        input: Annotated[
+            UpdateTaskInput, strawberry.argument(description="Only the fields to change.")
+        ],
+        expected_updated_at: Annotated[
+            datetime | None,
+            strawberry.argument(
+                description="The task's `updatedAt` as you read it: the change is made only "
+                "if the task is unchanged since (no lost updates); otherwise CONFLICT and "
+                "nothing is written. Omit it to write whatever changed meanwhile."
+            ),
+        ] = None,
     ) -> UpdateTaskPayload:
-        task, lead = await update_task(info.context.user, id, provided(input))
+        task, lead = await update_task(
+            info.context.user, id, provided(input), expected_updated_at=expected_updated_at
+        )
         return UpdateTaskPayload(task=task, lead=lead)

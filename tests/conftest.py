@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from config import Settings
 from models import DOCUMENT_MODELS
 from models.database import CommandCounter, EmbeddedMongo
+from playground import ensure_assets
 from server import create_app
 
 JWT_SECRET = "test-secret-that-is-long-enough-for-hs256!"
@@ -36,11 +37,13 @@ def settings(mongodb_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Sett
         CRM_DB_NAME="crm_test",
         CRM_JWT_SECRET=JWT_SECRET,
         CRM_DATA_DIR=Path(tmp_path_factory.mktemp("data")),
+        CRM_INTROSPECTION=True,  # off by default with a secret; tests read the schema
     )
 
 
 @pytest.fixture(scope="session")
 async def app(settings: Settings) -> AsyncIterator[Starlette]:
+    ensure_assets()  # the GraphiQL page's scripts, as `crm serve` does (npm ci once)
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         yield application

@@ -2,9 +2,12 @@
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import json
 import os
 import stat
+import subprocess
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,8 +17,9 @@ import httpx
 import jwt
 import pytest
 from starlette.applications import Starlette
+from starlette.types import Message
 
-from config import Settings
+from config import ConfigError, Settings
 from resolvers.auth import TokenService
 from server import create_app
 from tests.conftest import JWT_SECRET, GraphQLClient, mint
@@ -292,3 +296,253 @@ async def test_token_command_mints_a_token_the_server_accepts(http: httpx.AsyncC
         "email": None,
         "role": "admin",
     }
+
+
+# --- token rules (RFC 8725) ------------------------------------------------------------
+
+# An RSA public key (not a secret): the key a server configured for RS256 would hold.
+PUBLIC_KEY = """-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAn7x6qQY88aKNuDVKOgkR
+a57MpoZePNEYX3iXCHIOG/GIc0XqIn/wE00D2j3Jla6lT1qs5pczeUe+nks4tf5k
+F0JwHkyJuiBewqsS1VpDJh+bsfXGea/AuoFxM61UCQG1qgSAMiAxTZ366rDBHT6M
+LG+AEV8UJupCX4alOlABFximBl4HNLR64aDrN0R6pyinKq03mnkn68Qfl+7uEyrJ
+v33LCS2PFp12+NwF9pnxSWUFW3RPJ5Cwo7e8DydS/dN3c4G4c1Z0wQM+0S+a0M7P
+xUypeHxMN6YKnL5pDWu+HD5KttHG6LwLI+v962oZTlsoOfRfm064PifoYfIS+j6U
+fwIDAQAB
+-----END PUBLIC KEY-----
+"""
+
+
+def segment(value: bytes | dict[str, Any]) -> str:
+    raw = value if isinstance(value, bytes) else json.dumps(value, default=_timestamp).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _timestamp(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def forge(header: dict[str, Any], payload: dict[str, Any], key: bytes | None = None) -> str:
+    """A token built by hand: HMAC-SHA256 signed with `key`, else with an empty signature."""
+    signing_input = f"{segment(header)}.{segment(payload)}"
+    if key is None:
+        return f"{signing_input}."
+    signature = hmac.new(key, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{segment(signature)}"
+
+
+async def test_forge_makes_tokens_the_server_accepts(http: httpx.AsyncClient) -> None:
+    # The control for the forged tokens below: right secret and algorithm, accepted.
+    token = forge({"alg": "HS256", "typ": "JWT"}, claims(), JWT_SECRET.encode())
+    response = await post(http, ME, f"Bearer {token}")
+    assert response.status_code == 200, response.text
+
+
+async def test_unsigned_token_with_an_hs256_header_is_401(http: httpx.AsyncClient) -> None:
+    token = forge({"alg": "HS256", "typ": "JWT"}, claims())  # `header.payload.`
+    assert_unauthenticated(await post(http, ME, f"Bearer {token}"))
+
+
+@pytest.mark.parametrize("alg", ["none", "None", "NONE"])
+async def test_alg_none_in_any_case_is_401(http: httpx.AsyncClient, alg: str) -> None:
+    token = forge({"alg": alg, "typ": "JWT"}, claims())
+    assert_unauthenticated(await post(http, ME, f"Bearer {token}"))
+
+
+async def test_token_whose_claims_changed_after_signing_is_401(http: httpx.AsyncClient) -> None:
+    header, _, signature = sign(role="sales").split(".")
+    tampered = f"{header}.{segment(claims(role='admin'))}.{signature}"
+    assert_unauthenticated(await post(http, ME, f"Bearer {tampered}"))
+
+
+async def test_rs256_token_is_401_when_hs256_is_configured(http: httpx.AsyncClient) -> None:
+    # What an RS256 token looks like (PyJWT here has no RSA): the header alone must refuse it.
+    token = f"{segment({'alg': 'RS256', 'typ': 'JWT'})}.{segment(claims())}.{segment(b'x' * 256)}"
+    assert_unauthenticated(await post(http, ME, f"Bearer {token}"))
+
+
+@pytest.mark.parametrize(
+    ("seconds_ago", "status"), [(10, 200), (45, 401)], ids=["within-leeway", "beyond-leeway"]
+)
+async def test_expiry_leeway_is_30_seconds(
+    http: httpx.AsyncClient, seconds_ago: int, status: int
+) -> None:
+    token = sign(exp=datetime.now(UTC) - timedelta(seconds=seconds_ago))
+    response = await post(http, ME, f"Bearer {token}")
+    assert response.status_code == status, response.text
+
+
+@pytest.mark.parametrize(
+    ("seconds_ahead", "status"), [(10, 200), (300, 401)], ids=["within-leeway", "future"]
+)
+async def test_token_not_valid_before_nbf_is_401(
+    http: httpx.AsyncClient, seconds_ahead: int, status: int
+) -> None:
+    token = sign(nbf=datetime.now(UTC) + timedelta(seconds=seconds_ahead))
+    response = await post(http, ME, f"Bearer {token}")
+    assert response.status_code == status, response.text
+    if status == 401:
+        assert "not yet valid" in response.json()["errors"][0]["message"]
+
+
+async def test_token_for_an_audience_is_401_when_none_is_configured(
+    http: httpx.AsyncClient,
+) -> None:
+    # Meant for another API of the same issuer: not for this one (RFC 8725 §3.9).
+    assert_unauthenticated(await post(http, ME, f"Bearer {sign(aud='another-api')}"))
+
+
+@pytest.fixture
+def rs256_app(settings: Settings) -> Starlette:
+    """An app verifying RS256 with PUBLIC_KEY (no lifespan: `me` needs no database)."""
+    return create_app(
+        settings.model_copy(update={"jwt_secret": None, "jwt_public_key": PUBLIC_KEY})
+    )
+
+
+async def test_hs256_token_signed_with_the_public_key_is_401_under_rs256(
+    rs256_app: Starlette,
+) -> None:
+    # The classic confusion: the public key, which anyone has, used as an HMAC secret.
+    token = forge({"alg": "HS256", "typ": "JWT"}, claims(), PUBLIC_KEY.encode())
+    transport = httpx.ASGITransport(app=rs256_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://crm.test") as client:
+        assert_unauthenticated(await post(client, ME, f"Bearer {token}"))
+        # The same forgery with the HS256 secret of the test app is refused too: RS256 only.
+        other = forge({"alg": "HS256", "typ": "JWT"}, claims(), JWT_SECRET.encode())
+        assert_unauthenticated(await post(client, ME, f"Bearer {other}"))
+
+
+async def test_rs256_token_signed_with_the_private_key_passes(settings: Settings) -> None:
+    rsa = pytest.importorskip("cryptography.hazmat.primitives.asymmetric.rsa")
+    serialization = pytest.importorskip("cryptography.hazmat.primitives.serialization")
+    private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public_pem = (
+        private_key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    rs256 = create_app(settings.model_copy(update={"jwt_public_key": public_pem}))
+    transport = httpx.ASGITransport(app=rs256)
+    async with httpx.AsyncClient(transport=transport, base_url="http://crm.test") as client:
+        good = jwt.encode(claims(), private_key, algorithm="RS256")
+        response = await post(client, ME, f"Bearer {good}")
+        assert response.status_code == 200, response.text
+        confused = forge({"alg": "HS256", "typ": "JWT"}, claims(), public_pem.encode())
+        assert_unauthenticated(await post(client, ME, f"Bearer {confused}"))
+
+
+# --- tokens in the URL -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "parameter", ["access_token", "token", "Authorization", "JWT", "Access_Token", "id_token"]
+)
+async def test_token_in_the_query_string_is_refused_even_beside_a_valid_header(
+    http: httpx.AsyncClient, app: Starlette, parameter: str
+) -> None:
+    token = mint(app)
+    response = await http.post(
+        f"/graphql?{parameter}={token}",
+        json={"query": ME},
+        headers={"authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 400, response.text
+    error = response.json()["errors"][0]
+    assert error["extensions"]["code"] == "BAD_REQUEST"
+    assert "Authorization: Bearer <token>" in error["message"]
+    assert parameter in error["message"]
+    assert 'error="invalid_request"' in response.headers["www-authenticate"]
+
+
+async def test_token_in_a_get_query_string_is_refused(
+    http: httpx.AsyncClient, app: Starlette
+) -> None:
+    params = {"query": ME, "access_token": mint(app)}
+    response = await http.get("/graphql", params=params)
+    assert response.status_code == 400, response.text
+    # Other parameters are fine: the same GET with the token in the header works.
+    response = await http.get(
+        "/graphql", params={"query": ME}, headers={"authorization": f"Bearer {mint(app)}"}
+    )
+    assert response.status_code == 200, response.text
+
+
+async def websocket_handshake(app: Starlette, query_string: str) -> Message:
+    """The app's first answer to a graphql-transport-ws handshake on /graphql."""
+    scope = {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "scheme": "ws",
+        "path": "/graphql",
+        "raw_path": b"/graphql",
+        "root_path": "",
+        "query_string": query_string.encode(),
+        "headers": [(b"host", b"crm.test"), (b"sec-websocket-protocol", b"graphql-transport-ws")],
+        "subprotocols": ["graphql-transport-ws"],
+        "client": ("127.0.0.1", 50000),
+        "server": ("crm.test", 80),
+    }
+    incoming: list[Message] = [
+        {"type": "websocket.connect"},
+        {"type": "websocket.disconnect", "code": 1000},
+    ]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return incoming.pop(0)
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await asyncio.wait_for(app(scope, receive, send), timeout=10)
+    return sent[0]
+
+
+async def test_websocket_with_a_token_in_the_query_string_is_refused(app: Starlette) -> None:
+    accepted = await websocket_handshake(app, "")
+    assert accepted["type"] == "websocket.accept", accepted
+    refused = await websocket_handshake(app, f"access_token={mint(app)}")
+    assert refused["type"] == "websocket.close", refused  # before accepting: HTTP 403
+    assert refused["code"] == 1008
+    assert "Authorization" in refused["reason"]
+
+
+# --- production secret -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("secret", "length"),
+    [("", 0), ("too-short", 9), ("x" * 31, 31), ("é" * 15, 30)],
+    ids=["empty", "short", "31-bytes", "15-chars-30-bytes"],
+)
+def test_secret_under_32_bytes_refuses_to_start(
+    settings: Settings, secret: str, length: int
+) -> None:
+    expected = f"CRM_JWT_SECRET is {length} bytes; it must be at least 32 bytes"
+    with pytest.raises(ConfigError, match=expected):
+        create_app(settings.model_copy(update={"jwt_secret": secret}))
+
+
+def test_secret_of_32_bytes_is_enough(settings: Settings) -> None:
+    # 16 characters, 32 bytes in UTF-8: bytes are what count.
+    assert create_app(settings.model_copy(update={"jwt_secret": "é" * 16}))
+
+
+@pytest.mark.parametrize("command", ["serve", "token"])
+def test_crm_refuses_a_short_secret_with_a_clear_message(tmp_path: Path, command: str) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("CRM_", "MONGODB_URI"))},
+        "CRM_JWT_SECRET": "too-short",
+        "CRM_DATA_DIR": str(tmp_path),
+        "CRM_PORT": "0",
+    }
+    # Were the secret accepted, `serve` would run until the timeout fails the test.
+    result = subprocess.run(
+        [CRM, command], cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.startswith(
+        f"crm {command}: CRM_JWT_SECRET is 9 bytes; it must be at least 32 bytes"
+    ), result.stderr
+    assert "Traceback" not in result.stderr

@@ -219,3 +219,15 @@ async def test_cors_preflight_from_an_allowed_origin(cors_http: httpx.AsyncClien
 async def test_cors_preflight_from_another_origin(cors_http: httpx.AsyncClient) -> None:
     response = await cors_http.options("/graphql", headers=preflight("https://evil.example"))
     assert "access-control-allow-origin" not in response.headers
+
+
+async def test_cors_lets_a_browser_send_and_read_the_request_id(
+    cors_http: httpx.AsyncClient,
+) -> None:
+    headers = {**preflight(ALLOWED_ORIGIN), "access-control-request-headers": "x-request-id"}
+    allowed = await cors_http.options("/graphql", headers=headers)
+    assert allowed.status_code == 200, allowed.text
+    response = await cors_http.get("/healthz", headers={"origin": ALLOWED_ORIGIN})
+    assert response.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
+    assert "x-request-id" in response.headers["access-control-expose-headers"].lower()
+    assert response.headers["x-request-id"]

@@ -3,12 +3,11 @@
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from beanie import SortDirection
 from bson import ObjectId, json_util
 from bson.errors import InvalidId
 
@@ -99,20 +98,26 @@ async def paginate[D: CrmDocument](
     *,
     first: int | None,
     after: str | None,
+    reshape: Sequence[Mapping[str, Any]] = (),
 ) -> Page[D]:
-    """Up to `first` (null: the default) documents matching `query` after the `after` cursor."""
+    """Up to `first` (null: the default) documents matching `query` after the `after` cursor.
+
+    `reshape`: aggregation stages applied to the page's documents only (projections).
+    """
     first = DEFAULT_PAGE_SIZE if first is None else first
     check_page_size(first)
     conditions = [dict(query)] if query else []
     if after is not None:
         conditions.append(_after(order, *_decode_cursor(after, order)))
-    direction = SortDirection.DESCENDING if order.descending else SortDirection.ASCENDING
-    found = (
-        await document.find({"$and": conditions} if conditions else {})
-        .sort([(order.stored_field, direction), ("_id", direction)])
-        .limit(first + 1)
-        .to_list()
-    )
+    direction = -1 if order.descending else 1
+    pipeline: list[Mapping[str, Any]] = [
+        {"$match": {"$and": conditions} if conditions else {}},
+        {"$sort": {order.stored_field: direction, "_id": direction}},
+        {"$limit": first + 1},
+        *reshape,
+    ]
+    cursor = await document.get_pymongo_collection().aggregate(pipeline)
+    found = [document.model_validate(raw) async for raw in cursor]
     return Page(
         documents=found[:first],
         has_next_page=len(found) > first,

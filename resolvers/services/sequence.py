@@ -7,14 +7,20 @@ from models.counter import Counter
 
 async def next_number(sequence: str) -> int:
     """The next number of `sequence`; `$inc` on one document is atomic, so none repeats."""
+    return (await reserve(sequence, 1))[0]
+
+
+async def reserve(sequence: str, count: int) -> range:
+    """The next `count` numbers of `sequence`, in one atomic step."""
     counter = await Counter.get_pymongo_collection().find_one_and_update(
         {"_id": sequence},
-        {"$inc": {"seq": 1}},
+        {"$inc": {"seq": count}},
         upsert=True,
         return_document=ReturnDocument.AFTER,
     )
     assert counter is not None
-    return int(counter["seq"])
+    last = int(counter["seq"])
+    return range(last - count + 1, last + 1)
 
 
 def format_id(prefix: str, number: int) -> str:

@@ -8,7 +8,14 @@ from pymongo import ReturnDocument
 
 from models.activity import Activity, ActivityType
 from models.base import stored_fields, to_bson, utc_now
+from models.call import CallDocument
+from models.email import EmailDocument
 from models.lead import LeadDocument
+from models.note import NoteDocument
+from models.task import TaskDocument
+from resolvers.services.events import hub
+
+NOTE_PREVIEW_LENGTH = 60
 
 
 def shown(value: object) -> str:
@@ -34,6 +41,43 @@ def activity(
         field=field,
         old_value=None if old_value is None else str(to_bson(old_value)),
         new_value=None if new_value is None else str(to_bson(new_value)),
+    )
+
+
+def email_sent(email: EmailDocument) -> Activity:
+    return activity(
+        ActivityType.EMAIL_SENT,
+        f"Email sent: {email.subject}",
+        by=email.sent_by,
+        at=email.timestamp,
+    )
+
+
+def call_logged(call: CallDocument, *, at: datetime) -> Activity:
+    """`at` is when it was logged; the call's own timestamp may be earlier."""
+    minutes, seconds = divmod(call.duration, 60)
+    duration = f"{minutes}m {seconds}s" if minutes else f"{seconds}s"
+    return activity(
+        ActivityType.CALL_LOGGED,
+        f"{call.type.value} logged ({duration}, {call.status.value})",
+        by=call.logged_by,
+        at=at,
+    )
+
+
+def task_created(task: TaskDocument) -> Activity:
+    return activity(
+        ActivityType.TASK_CREATED,
+        f"Task created: {task.title}",
+        by=task.created_by,
+        at=task.created_at,
+    )
+
+
+def note_added(note: NoteDocument) -> Activity:
+    summary = note.title or note.content[:NOTE_PREVIEW_LENGTH]
+    return activity(
+        ActivityType.NOTE_ADDED, f"Note added: {summary}", by=note.created_by, at=note.created_at
     )
 
 
@@ -76,4 +120,8 @@ async def record(
         {"$set": update_set, "$push": {"activities": {"$each": to_bson(activities)}}},
         return_document=ReturnDocument.AFTER,
     )
-    return None if raw is None else LeadDocument.model_validate(raw)
+    if raw is None:
+        return None
+    lead: LeadDocument = LeadDocument.model_validate(raw)
+    hub.written(lead, len(activities))
+    return lead

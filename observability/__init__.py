@@ -1,0 +1,1 @@
+"""Operating the server: request ids and access logs, JSON logs, Prometheus metrics."""
