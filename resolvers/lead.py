@@ -13,7 +13,7 @@ from models.base import stored_fields, utc_now
 from models.lead import ACTIVITIES_COUNT, LeadDocument, LeadStatus
 from resolvers.auth import Viewer
 from resolvers.services import changes, sequence, timeline, versions
-from resolvers.services.errors import Conflict, not_found
+from resolvers.services.errors import BadUserInput, Conflict, FieldError, not_found
 from resolvers.services.events import hub
 from resolvers.services.pagination import Order, Page, paginate
 from resolvers.services.validation import NotNull, Number, Rule, Text, clean
@@ -38,6 +38,8 @@ LEAD_RULES: dict[str, Rule] = {
 }
 # Writes that lose a race with another writer of the same lead are retried this often.
 MAX_WRITE_ATTEMPTS = 25
+MAX_SEARCH_WORDS = 10
+MAX_SEARCH_LENGTH = 200
 SEARCH_FIELDS = ("firstName", "lastName", "email", "organization", "lead_id")
 
 
@@ -87,7 +89,12 @@ def lead_query(filters: Mapping[str, Any]) -> dict[str, Any]:
         created["$lt"] = filters["created_before"]
     if created:
         query["createdAt"] = created
-    terms = (filters.get("search") or "").split()
+    search = filters.get("search") or ""
+    terms = search.split()
+    if len(search) > MAX_SEARCH_LENGTH or len(terms) > MAX_SEARCH_WORDS:
+        # Each word is a regex over five fields: bound the work one request can ask for.
+        message = f"at most {MAX_SEARCH_WORDS} words and {MAX_SEARCH_LENGTH} characters"
+        raise BadUserInput([FieldError("search", message)])
     if terms:
         # Every word must match one of the fields: "jane acme" finds Jane at Acme.
         query["$and"] = [

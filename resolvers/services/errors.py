@@ -78,4 +78,5 @@ class BadUserInput(DomainError):
 
 
 def not_found(kind: str, key: str) -> NotFound:
-    return NotFound(f"{kind} {key!r} does not exist")
+    shown = key if len(key) <= 64 else key[:64] + "…"  # never echo a huge value back
+    return NotFound(f"{kind} {shown!r} does not exist")
