@@ -26,8 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,11 +40,10 @@ import httpx  # noqa: E402
 import jwt  # noqa: E402
 import orjson  # noqa: E402
 
-from tests.live_server import free_port  # noqa: E402
+from bench.server_process import ServerProcess, run_server  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 REQUEST_TIMEOUT = 120.0  # the embedded engine under 8 clients can take seconds per request
-START_TIMEOUT = 180.0  # a fresh checkout's first start may run `npm ci` for GraphiQL
 ADDED = re.compile(r"added (LEAD-\d+) … (LEAD-\d+)")
 
 # --- the operations ----------------------------------------------------------------------
@@ -212,58 +210,6 @@ def git(root: Path, *args: str) -> str | None:
     return None
 
 
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    base_url: str
-    log: Path
-
-    def process_cpu_seconds(self) -> float | None:
-        """utime + stime of the whole server process, from outside (any checkout)."""
-        try:
-            stat = Path(f"/proc/{self.process.pid}/stat").read_text()
-        except OSError:
-            return None
-        fields = stat.rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-@contextmanager
-def serve(checkout: Checkout, env: dict[str, str], work: Path) -> Iterator[Server]:
-    """`crm serve` of `checkout` until the block ends; its output goes to work/server.log."""
-    port = free_port()
-    log = work / "server.log"
-    with log.open("wb") as output:
-        # cwd outside any checkout: no stray `.env` changes the configuration.
-        process = subprocess.Popen(
-            checkout.serve_command(),
-            cwd=work,
-            env={**env, "CRM_HOST": "127.0.0.1", "CRM_PORT": str(port)},
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(process, f"http://127.0.0.1:{port}", log)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            try:
-                if httpx.get(f"{server.base_url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("server did not start:\n" + log.read_text(errors="replace"))
-            time.sleep(0.2)
-        yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def base_env(args: argparse.Namespace, data_dir: Path) -> dict[str, str]:
     """The server's (and seeder's) environment: ours minus CRM_*/MONGODB_URI, plus the bench's."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CRM_", "MONGODB_URI"))}
@@ -334,7 +280,7 @@ class Snapshot:
     stats: dict[str, Any] | None
 
 
-async def snapshot(client: httpx.AsyncClient, server: Server) -> Snapshot:
+async def snapshot(client: httpx.AsyncClient, server: ServerProcess) -> Snapshot:
     stats: dict[str, Any] | None = None
     response = await client.get(f"{server.base_url}/debug/stats")
     if response.status_code == 200:
@@ -484,7 +430,7 @@ def summarize(
 
 
 async def benchmark(
-    args: argparse.Namespace, server: Server, leads: list[str]
+    args: argparse.Namespace, server: ServerProcess, leads: list[str]
 ) -> dict[str, dict[str, Any]]:
     embedded = not args.mongodb_uri
     token = jwt.encode(
@@ -789,7 +735,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         document["seeding_seconds"] = seconds
         print(f"seeded in {seconds:.1f} s; starting the server …", file=sys.stderr)
         started = time.perf_counter()
-        with serve(checkout, env, work) as server:
+        with run_server(checkout.serve_command(), env, work, stop_timeout=20.0) as server:
             document["server_start_seconds"] = time.perf_counter() - started
             print(f"server ready in {document['server_start_seconds']:.1f} s", file=sys.stderr)
             operations = asyncio.run(benchmark(args, server, leads))

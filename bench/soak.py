@@ -29,8 +29,6 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,9 +39,8 @@ if str(ROOT) not in sys.path:  # `python bench/soak.py` puts bench/, not the roo
 
 import httpx  # noqa: E402
 
-from tests.live_server import free_port  # noqa: E402
+from bench.server_process import ServerProcess, run_server  # noqa: E402
 
-START_TIMEOUT = 180.0  # a fresh checkout's first start may run `npm ci` for GraphiQL
 REQUEST_TIMEOUT = 60.0
 MIB = 1024 * 1024
 ADDED = re.compile(r"added (LEAD-\d+) … (LEAD-\d+)")
@@ -269,63 +266,6 @@ def crm_command() -> str:
     return str(crm if crm.exists() else Path(sys.executable).parent / "crm")
 
 
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    url: str
-    log: Path
-
-    def rss(self) -> int | None:
-        """Resident set size of the server process in bytes (the embedded engine included:
-        it runs on a thread of that process)."""
-        with suppress(ImportError):
-            import psutil  # type: ignore[import-not-found]
-
-            with suppress(psutil.Error):
-                return int(psutil.Process(self.process.pid).memory_info().rss)
-            return None
-        try:
-            status = Path(f"/proc/{self.process.pid}/status").read_text()
-        except OSError:
-            return None
-        match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
-        return int(match.group(1)) * 1024 if match else None
-
-
-@contextmanager
-def serve(env: dict[str, str], work: Path) -> Iterator[Server]:
-    """`crm serve` until the block ends; its output goes to work/server.log."""
-    port = free_port()
-    log = work / "server.log"
-    with log.open("wb") as output:
-        # cwd outside the checkout: no stray `.env` changes the configuration.
-        process = subprocess.Popen(
-            [crm_command(), "serve"],
-            cwd=work,
-            env={**env, "CRM_HOST": "127.0.0.1", "CRM_PORT": str(port)},
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(process, f"http://127.0.0.1:{port}/graphql", log)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            with suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                    break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("server did not start:\n" + log.read_text(errors="replace"))
-            time.sleep(0.2)
-        yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def crm(env: dict[str, str], work: Path, *args: str) -> str:
     """Run a `crm` command with the server's configuration; its stdout."""
     result = subprocess.run(
@@ -340,7 +280,7 @@ def crm(env: dict[str, str], work: Path, *args: str) -> str:
 
 
 async def sample_memory(
-    server: Server, started: float, every: float, samples: list[tuple[float, int]]
+    server: ServerProcess, started: float, every: float, samples: list[tuple[float, int]]
 ) -> None:
     while True:
         await asyncio.sleep(every)
@@ -411,15 +351,16 @@ def machine_line() -> str:
     )
 
 
-async def soak(args: argparse.Namespace, server: Server, token: str, seeded: list[str]) -> int:
+async def soak(
+    args: argparse.Namespace, server: ServerProcess, token: str, seeded: list[str]
+) -> int:
     results = Results()
     samples: list[tuple[float, int]] = []
     rss_start = server.rss()
     started = time.monotonic()
     deadline = started + args.seconds
-    clients = [
-        Client(i, server.url, token, seeded, args.seed, results) for i in range(args.clients)
-    ]
+    url = f"{server.base_url}/graphql"
+    clients = [Client(i, url, token, seeded, args.seed, results) for i in range(args.clients)]
     background = [
         asyncio.create_task(sample_memory(server, started, args.sample_every, samples)),
         asyncio.create_task(report_progress(results, started, samples)),
@@ -494,9 +435,10 @@ def main() -> int:
         first, last = (int(m.split("-")[1]) for m in added.groups()) if added else (1, args.leads)
         seeded = [f"LEAD-{number:03d}" for number in range(first, last + 1)]
         token = crm(env, work, "token", "--sub", "soak", "--name", "Soak Client", "--hours", "2")
-        with serve(env, work) as server:
+        with run_server([crm_command(), "serve"], env, work) as server:
             print(
-                f"soak: {args.clients} clients for {args.seconds:.0f} s against {server.url}, "
+                f"soak: {args.clients} clients for {args.seconds:.0f} s "
+                f"against {server.base_url}/graphql, "
                 f"{len(seeded)} seeded leads, planned write share "
                 f"{sum(op.weight for op in MIX if op.write)}%",
                 flush=True,

@@ -31,7 +31,7 @@ LEAD_RULES: dict[str, Rule] = {
     "source": Text(max_length=100),
     "gender": Text(max_length=50),
     "no_of_employees": Text(max_length=50),
-    "annual_revenue": Number(),
+    "annual_revenue": Number(maximum=1e15),  # beyond any company; keeps sums and sorts sane
     "territory": Text(max_length=100),
     "lead_owner": Text(max_length=200),
     "status": NotNull(),

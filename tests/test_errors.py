@@ -45,6 +45,22 @@ async def test_too_long_values_are_refused(gql: GraphQLClient) -> None:
     assert await lead_count() == 0
 
 
+async def test_control_characters_and_absurd_numbers_are_refused(gql: GraphQLClient) -> None:
+    errors = await gql.errors(
+        CREATE_LEAD,
+        {"input": {"firstName": "Ada\u0000", "lastName": "Love\u001blace", "annualRevenue": 1e308}},
+    )
+    assert field_errors(errors[0]) == {
+        "firstName": "must not contain control characters",
+        "lastName": "must not contain control characters",
+        "annualRevenue": "must be at most 1e+15",
+    }
+    assert await lead_count() == 0
+    # Tabs and line breaks are text, not control: a multi-line note body stays as written.
+    created = await gql(CREATE_LEAD, {"input": {"firstName": "Ada\tL."}})
+    assert created["createLead"]["lead"]["firstName"] == "Ada\tL."
+
+
 async def test_unknown_enum_in_variables_is_bad_user_input(gql: GraphQLClient) -> None:
     errors = await gql.errors(CREATE_LEAD, {"input": {"firstName": "A", "status": "HOT"}})
     assert set(field_errors(errors[0])) == {"status"}

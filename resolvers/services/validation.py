@@ -13,6 +13,8 @@ from resolvers.services.errors import BadUserInput, FieldError
 
 EMAIL_PATTERN = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
 PHONE_PATTERN = re.compile(r"^\+?[0-9 ().\-]{3,32}$")
+# Control characters other than tab and line breaks: invisible, and NUL breaks many consumers.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 Format = Literal["email", "email_list", "phone"]
 
@@ -67,6 +69,8 @@ def _clean_text(value: object, rule: Text) -> tuple[object, str | None]:
         return None, ("must not be empty" if rule.required else None)
     if len(text) > rule.max_length:
         return text, f"must be at most {rule.max_length} characters"
+    if CONTROL_CHARACTERS.search(text):
+        return text, "must not contain control characters"
     if rule.format is not None:
         return text, _check_format(text, rule.format)
     return text, None
