@@ -89,6 +89,8 @@ class LeadActivityHub:
 
     async def start(self, leads: AsyncCollection[dict[str, Any]]) -> None:
         """Watch `leads` when the deployment has change streams; otherwise stay local."""
+        if self.watching:
+            return  # the hub is per process; a second app in it shares the watcher
         try:
             stream = await leads.watch(CHANGES, full_document="updateLookup")
         except OperationFailure as error:
