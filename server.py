@@ -32,7 +32,7 @@ import playground
 from config import Limits, Settings
 from models.database import Database
 from models.lead import LeadDocument
-from observability.metrics import HttpMetricsMiddleware, metrics_endpoint
+from observability.metrics import metrics_endpoint, record_http_request
 from observability.request_id import HEADER as REQUEST_ID_HEADER
 from observability.request_id import RequestIdMiddleware
 from request_limits import RequestGuard
@@ -277,9 +277,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await database.close()
 
     # Outermost first: the request id (and its access log line) covers everything, CORS too.
-    middleware = [Middleware(RequestIdMiddleware)]
-    if settings.metrics:
-        middleware.append(Middleware(HttpMetricsMiddleware))
+    observers = [record_http_request] if settings.metrics else []
+    middleware = [Middleware(RequestIdMiddleware, observers=observers)]
     if settings.cors_origins:
         middleware.append(
             Middleware(
