@@ -72,6 +72,14 @@ describe_values(
 LeadIdArgument = Annotated[
     str, strawberry.argument(description='Human id of the lead, e.g. "LEAD-001".')
 ]
+ExpectedUpdatedAtArgument = Annotated[
+    datetime | None,
+    strawberry.argument(
+        description="Its `updatedAt` as you read it: the change is made only if it is "
+        "unchanged since (no lost updates); otherwise CONFLICT and nothing is written. "
+        "Omit it to write whatever changed meanwhile."
+    ),
+]
 
 
 class IsAdmin(BasePermission):

@@ -20,6 +20,7 @@ from resolvers.services.pagination import DEFAULT_PAGE_SIZE, Order
 from schema.activity import Activity, TimelineEntry, timeline
 from schema.common import (
     Connection,
+    ExpectedUpdatedAtArgument,
     LeadIdArgument,
     OrderDirection,
     admin_field,
@@ -368,14 +369,7 @@ class LeadMutation:
         input: Annotated[
             UpdateLeadInput, strawberry.argument(description="Only the fields to change.")
         ],
-        expected_updated_at: Annotated[
-            datetime | None,
-            strawberry.argument(
-                description="The lead's `updatedAt` as you read it: the change is made only "
-                "if the lead is unchanged since (no lost updates); otherwise CONFLICT and "
-                "nothing is written. Omit it to write whatever changed meanwhile."
-            ),
-        ] = None,
+        expected_updated_at: ExpectedUpdatedAtArgument = None,
     ) -> UpdateLeadPayload:
         lead = await leads.update_lead(
             info.context.user, lead_id, provided(input), expected_updated_at=expected_updated_at

@@ -10,7 +10,13 @@ from models.lead import LeadDocument
 from models.task import TaskDocument, TaskPriority, TaskStatus
 from resolvers.context import Info
 from resolvers.task import create_task, task_version, update_task
-from schema.common import LeadIdArgument, admin_field, describe_values, provided
+from schema.common import (
+    ExpectedUpdatedAtArgument,
+    LeadIdArgument,
+    admin_field,
+    describe_values,
+    provided,
+)
 from schema.lead import Lead
 
 strawberry.enum(TaskStatus, description="Progress of a task.")
@@ -141,14 +147,7 @@ class TaskMutation:
         input: Annotated[
             UpdateTaskInput, strawberry.argument(description="Only the fields to change.")
         ],
-        expected_updated_at: Annotated[
-            datetime | None,
-            strawberry.argument(
-                description="The task's `updatedAt` as you read it: the change is made only "
-                "if the task is unchanged since (no lost updates); otherwise CONFLICT and "
-                "nothing is written. Omit it to write whatever changed meanwhile."
-            ),
-        ] = None,
+        expected_updated_at: ExpectedUpdatedAtArgument = None,
     ) -> UpdateTaskPayload:
         task, lead = await update_task(
             info.context.user, id, provided(input), expected_updated_at=expected_updated_at
