@@ -9,9 +9,9 @@ from pathlib import Path
 import uvicorn
 from pydantic import ValidationError
 
+from api.auth import TokenService
 from config import ConfigError, Settings
 from observability.logs import configure_logging
-from resolvers.auth import TokenService
 
 SCHEMA_FILE = Path(__file__).resolve().parent / "schema.graphql"
 
@@ -50,7 +50,7 @@ def token(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def export_schema(settings: Settings, args: argparse.Namespace) -> None:
-    from schema import schema
+    from schema.root import schema
 
     text = schema.as_str() + "\n"
     if args.output == "-":
@@ -62,8 +62,8 @@ def export_schema(settings: Settings, args: argparse.Namespace) -> None:
 
 def seed_demo(settings: Settings, args: argparse.Namespace) -> None:
     from models.database import Database, DataDirInUse
-    from resolvers.services.demo import ProgressBar, add_demo_leads
-    from resolvers.services.sequence import format_id
+    from services.demo import ProgressBar, add_demo_leads
+    from services.sequence import format_id
 
     async def seed() -> range:
         database = Database(settings)

@@ -12,7 +12,7 @@ from pymongo import IndexModel
 from models.activity import Activity
 from models.base import CrmDocument
 
-# What a list without the timeline gets instead of `activities` (see resolvers/lead.py).
+# What a list without the timeline gets instead of `activities` (see services/leads.py).
 ACTIVITIES_COUNT = "activitiesCount"
 
 

@@ -21,7 +21,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types.graphql import OperationType
 
 from observability.request_id import annotate_request
-from resolvers.services.errors import ErrorCode
+from services.errors import ErrorCode
 
 MAX_OPERATION_NAMES = 200
 OTHER = "other"

@@ -3,7 +3,7 @@
 The id is the client's `X-Request-ID` when that is a short safe token, else a new uuid4 hex.
 It is returned as the `X-Request-ID` response header and held in a context variable for the
 request, so every log record made while serving it carries it (`record.request_id`), and so
-do the errors that tell a client to contact support (`schema.errors.public_error`).
+do the errors that tell a client to contact support (`api.errors.public_error`).
 
 A pure ASGI middleware (not Starlette's BaseHTTPMiddleware), so WebSockets pass through.
 """

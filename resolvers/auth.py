@@ -1,151 +1,17 @@
-"""Bearer JWTs (DESIGN.md §5): verifying the caller, and minting tokens for scripts."""
+"""The `me` query: who the token says the caller is."""
 
-import os
-import secrets
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from functools import cached_property
+import strawberry
 
-import jwt
-
-from config import ConfigError, Settings
-from resolvers.services.errors import Forbidden, Unauthenticated
-
-ADMIN_ROLE = "admin"
-# Clock skew allowed on `exp` and `nbf`: small, as RFC 8725 §3.10 asks.
-LEEWAY_SECONDS = 30
-# An HS256 key at least as long as the hash (RFC 7518 §3.2).
-MIN_SECRET_BYTES = 32
+from resolvers.context import Info
+from schema.auth import ViewerType
+from services.viewer import Viewer
 
 
-@dataclass(frozen=True)
-class Viewer:
-    """The authenticated caller, from the token's claims only."""
-
-    id: str
-    name: str | None
-    email: str | None
-    role: str
-    expires_at: datetime | None = None
-
-    def require_admin(self) -> None:
-        if self.role != ADMIN_ROLE:
-            raise Forbidden(f"This operation needs the {ADMIN_ROLE!r} role")
-
-    def require_unexpired(self) -> None:
-        """For long-lived connections: the token checked at connect time may since expire."""
-        if self.expires_at and datetime.now(UTC) > self.expires_at + timedelta(
-            seconds=LEEWAY_SECONDS
-        ):
-            raise Unauthenticated("Token has expired")
-
-
-def dev_secret(settings: Settings) -> str:
-    """Dev mode's signing secret: made once, kept in the data dir so tokens survive restarts."""
-    path = settings.data_dir / "dev-jwt-secret"
-    if not path.exists():
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        # Created owner-only from the start: the secret is never readable by others.
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as secret_file:
-            secret_file.write(secrets.token_urlsafe(48))
-    return path.read_text().strip()
-
-
-def check_secret(secret: str | None) -> None:
-    """A configured HS256 secret must be long enough to not be guessed (ConfigError if not)."""
-    if secret is None:
-        return
-    length = len(secret.encode())
-    if length < MIN_SECRET_BYTES:
-        raise ConfigError(
-            f"CRM_JWT_SECRET is {length} bytes; it must be at least {MIN_SECRET_BYTES} bytes."
-            " Generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
-            " (or leave CRM_JWT_SECRET unset for dev mode)"
-        )
-
-
-def check_public_key(pem: str) -> None:
-    """RS256 needs a key the `cryptography` package can load (ConfigError if not)."""
-    try:
-        jwt.algorithms.RSAAlgorithm(jwt.algorithms.RSAAlgorithm.SHA256).prepare_key(pem)
-    except (jwt.InvalidKeyError, ValueError, TypeError) as error:
-        raise ConfigError(f"CRM_JWT_PUBLIC_KEY is not a PEM RSA public key: {error}") from error
-
-
-class TokenService:
-    """Verifies (and, with a shared secret, mints) tokens with one pinned algorithm.
-
-    Raises ConfigError for keys it will not work with, so the server refuses to start.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.algorithm = "RS256" if settings.jwt_public_key else "HS256"
-        check_secret(settings.jwt_secret)
-        if settings.jwt_public_key:
-            check_public_key(settings.jwt_public_key)
-
-    @cached_property
-    def signing_key(self) -> str | None:
-        """The HS256 secret (None with RS256); dev mode's is made on first use, not at import."""
-        if self.settings.jwt_public_key:
-            return None
-        return self.settings.jwt_secret or dev_secret(self.settings)
-
-    @cached_property
-    def verify_key(self) -> str:
-        return self.settings.jwt_public_key or str(self.signing_key)
-
-    def verify(self, authorization: str | None) -> Viewer:
-        """The caller of an `Authorization` header value; Unauthenticated when it is not valid."""
-        if not authorization:
-            raise Unauthenticated("Missing Authorization header: send 'Bearer <token>'")
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthenticated("Authorization header must be 'Bearer <token>'")
-        try:
-            claims = jwt.decode(
-                token.strip(),
-                self.verify_key,
-                algorithms=[self.algorithm],
-                issuer=self.settings.jwt_issuer,
-                audience=self.settings.jwt_audience,
-                leeway=LEEWAY_SECONDS,
-                options={"require": ["exp", "sub"]},
-            )
-        except jwt.ExpiredSignatureError as error:
-            raise Unauthenticated("Token has expired") from error
-        except jwt.InvalidTokenError as error:
-            raise Unauthenticated(f"Invalid token: {error}") from error
-        return Viewer(
-            id=str(claims["sub"]),
-            name=_optional_str(claims.get("name")),
-            email=_optional_str(claims.get("email")),
-            role=str(claims.get("role") or ""),
-            expires_at=datetime.fromtimestamp(claims["exp"], UTC),
-        )
-
-    def mint(
-        self,
-        *,
-        subject: str,
-        name: str | None = None,
-        email: str | None = None,
-        role: str = ADMIN_ROLE,
-        ttl: timedelta = timedelta(hours=12),
-    ) -> str:
-        if self.signing_key is None:
-            raise RuntimeError("Tokens are signed by your identity provider when RS256 is used")
-        now = datetime.now(UTC)
-        claims: dict[str, object] = {"sub": subject, "role": role, "iat": now, "exp": now + ttl}
-        claims.update({key: value for key, value in (("name", name), ("email", email)) if value})
-        if self.settings.jwt_issuer:
-            claims["iss"] = self.settings.jwt_issuer
-        if self.settings.jwt_audience:
-            claims["aud"] = self.settings.jwt_audience
-        return jwt.encode(claims, self.signing_key, algorithm=self.algorithm)
-
-
-def _optional_str(value: object) -> str | None:
-    return None if value is None else str(value)
+@strawberry.type
+class AuthQuery:
+    @strawberry.field(
+        graphql_type=ViewerType,
+        description="The caller; needs a valid token but no particular role.",
+    )
+    def me(self, info: Info) -> Viewer:
+        return info.context.user

@@ -1,38 +1,27 @@
-"""Calls logged with a lead."""
+"""logCall: read the arguments, call a service, return."""
 
-from collections.abc import Mapping
+from typing import Annotated
 
-from models.base import utc_now
-from models.call import CallDocument
-from models.lead import LeadDocument
-from resolvers.auth import Viewer
-from resolvers.lead import full_name, get_lead
-from resolvers.services import timeline
-from resolvers.services.children import add_to_lead
-from resolvers.services.validation import Number, Rule, Text, clean
+import strawberry
 
-CALL_RULES: dict[str, Rule] = {
-    "duration": Number(maximum=24 * 60 * 60),
-    "phone": Text(max_length=32, format="phone"),
-    "to": Text(max_length=200),
-}
+from resolvers.arguments import LeadIdArgument, provided
+from resolvers.context import Info
+from resolvers.permissions import admin_field
+from schema.call import LogCallInput, LogCallPayload
+from services.calls import log_call
 
 
-async def log_call(
-    viewer: Viewer, lead_id: str, values: Mapping[str, object]
-) -> tuple[CallDocument, LeadDocument]:
-    fields = clean(values, CALL_RULES)
-    lead = await get_lead(lead_id)
-    now = utc_now()
-    call = CallDocument.model_validate(
-        {
-            "phone": lead.mobile,
-            "to": full_name(lead),
-            "timestamp": now,
-            **{name: value for name, value in fields.items() if value is not None},
-            "lead_id": lead.lead_id,
-            "from_": viewer.name,
-            "logged_by": viewer.name,
-        }
+@strawberry.type
+class CallMutation:
+    @admin_field(
+        description="Log a call with a lead (a CALL_LOGGED entry). Errors: NOT_FOUND, "
+        "BAD_USER_INPUT."
     )
-    return await add_to_lead(lead, call, timeline.call_logged(call, at=now))
+    async def log_call(
+        self,
+        info: Info,
+        lead_id: LeadIdArgument,
+        input: Annotated[LogCallInput, strawberry.argument(description="The call.")],
+    ) -> LogCallPayload:
+        call, lead = await log_call(info.context.user, lead_id, provided(input))
+        return LogCallPayload(call=call, lead=lead)

@@ -5,8 +5,8 @@ from dataclasses import dataclass, field
 from strawberry.types import Info as StrawberryInfo
 
 from config import Limits
-from resolvers.auth import Viewer
 from resolvers.dataloaders import Loaders
+from services.viewer import Viewer
 
 
 @dataclass
@@ -16,7 +16,7 @@ class Context:
     connection_params: dict[str, object] = field(default_factory=dict)
     """A WebSocket's `connection_init` payload (where its token travels)."""
     limits: Limits = field(default_factory=Limits)
-    """The app's request limits, checked by `schema.limits.QueryLimits`."""
+    """The app's request limits, checked by `api.limits.QueryLimits`."""
 
     @property
     def user(self) -> Viewer:

@@ -83,3 +83,8 @@ class Loaders:
     contact_by_id: DataLoader[PydanticObjectId, ContactDocument | None] = field(
         default_factory=lambda: _loader(one_by_key(ContactDocument, "_id", "id"))
     )
+
+
+async def load_optional[K, V](loader: DataLoader[K, V | None], key: K | None) -> V | None:
+    """The loaded value for a reference that may be unset."""
+    return None if key is None else await loader.load(key)

@@ -1,44 +1,27 @@
-"""Emails sent to a lead."""
+"""sendEmail: read the arguments, call a service, return."""
 
-from collections.abc import Mapping
+from typing import Annotated
 
-from models.base import utc_now
-from models.email import EmailDocument, EmailStatus
-from models.lead import LeadDocument
-from resolvers.auth import Viewer
-from resolvers.lead import get_lead
-from resolvers.services import timeline
-from resolvers.services.children import add_to_lead
-from resolvers.services.errors import BadUserInput, FieldError
-from resolvers.services.validation import Rule, Text, clean
+import strawberry
 
-EMAIL_RULES: dict[str, Rule] = {
-    "to": Text(max_length=2000, format="email_list"),
-    "cc": Text(max_length=2000, format="email_list"),
-    "bcc": Text(max_length=2000, format="email_list"),
-    "subject": Text(max_length=500, required=True),
-    "body": Text(max_length=100_000, required=True),
-}
+from resolvers.arguments import LeadIdArgument, provided
+from resolvers.context import Info
+from resolvers.permissions import admin_field
+from schema.email import SendEmailInput, SendEmailPayload
+from services.emails import send_email
 
 
-async def send_email(
-    viewer: Viewer, lead_id: str, values: Mapping[str, object]
-) -> tuple[EmailDocument, LeadDocument]:
-    fields = clean(values, EMAIL_RULES)
-    lead = await get_lead(lead_id)
-    if fields.get("to") is None:
-        if lead.email is None:
-            raise BadUserInput([FieldError("to", "the lead has no email address; give one")])
-        fields["to"] = lead.email
-    now = utc_now()
-    email = EmailDocument.model_validate(
-        {
-            **fields,
-            "lead_id": lead.lead_id,
-            "from_": viewer.email,
-            "timestamp": now,
-            "status": EmailStatus.SENT,
-            "sent_by": viewer.name,
-        }
+@strawberry.type
+class EmailMutation:
+    @admin_field(
+        description="Send an email to a lead (an EMAIL_SENT entry). Errors: NOT_FOUND, "
+        "BAD_USER_INPUT."
     )
-    return await add_to_lead(lead, email, timeline.email_sent(email))
+    async def send_email(
+        self,
+        info: Info,
+        lead_id: LeadIdArgument,
+        input: Annotated[SendEmailInput, strawberry.argument(description="The email.")],
+    ) -> SendEmailPayload:
+        email, lead = await send_email(info.context.user, lead_id, provided(input))
+        return SendEmailPayload(email=email, lead=lead)

@@ -1,29 +1,26 @@
-"""Notes written about a lead."""
+"""createNote: read the arguments, call a service, return."""
 
-from collections.abc import Mapping
+from typing import Annotated
 
-from models.base import utc_now
-from models.lead import LeadDocument
-from models.note import NoteDocument
-from resolvers.auth import Viewer
-from resolvers.lead import get_lead
-from resolvers.services import timeline
-from resolvers.services.children import add_to_lead
-from resolvers.services.validation import Rule, Text, clean
+import strawberry
 
-NOTE_RULES: dict[str, Rule] = {
-    "title": Text(max_length=200),
-    "content": Text(max_length=100_000, required=True),
-}
+from resolvers.arguments import LeadIdArgument, provided
+from resolvers.context import Info
+from resolvers.permissions import admin_field
+from schema.note import CreateNoteInput, CreateNotePayload
+from services.notes import create_note
 
 
-async def create_note(
-    viewer: Viewer, lead_id: str, values: Mapping[str, object]
-) -> tuple[NoteDocument, LeadDocument]:
-    fields = clean(values, NOTE_RULES)
-    lead = await get_lead(lead_id)
-    now = utc_now()
-    note = NoteDocument.model_validate(
-        {**fields, "lead_id": lead.lead_id, "created_at": now, "created_by": viewer.name}
+@strawberry.type
+class NoteMutation:
+    @admin_field(
+        description="Add a note to a lead (a NOTE_ADDED entry). Errors: NOT_FOUND, BAD_USER_INPUT."
     )
-    return await add_to_lead(lead, note, timeline.note_added(note))
+    async def create_note(
+        self,
+        info: Info,
+        lead_id: LeadIdArgument,
+        input: Annotated[CreateNoteInput, strawberry.argument(description="The note.")],
+    ) -> CreateNotePayload:
+        note, lead = await create_note(info.context.user, lead_id, provided(input))
+        return CreateNotePayload(note=note, lead=lead)

@@ -1,9 +1,6 @@
-"""The `me` query: who the token says the caller is."""
+"""The `Viewer` type: the caller, as the token says."""
 
 import strawberry
-
-from resolvers.auth import Viewer
-from resolvers.context import Info
 
 
 @strawberry.type(name="Viewer", description="The authenticated user, from the bearer token.")
@@ -20,13 +17,3 @@ class ViewerType:
         description="The token's `role` claim (empty when absent); `admin` is needed for "
         "every operation but `me`."
     )
-
-
-@strawberry.type
-class AuthQuery:
-    @strawberry.field(
-        graphql_type=ViewerType,
-        description="The caller; needs a valid token but no particular role.",
-    )
-    def me(self, info: Info) -> Viewer:
-        return info.context.user

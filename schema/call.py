@@ -1,15 +1,12 @@
 """Call type and the logCall mutation."""
 
 from datetime import datetime
-from typing import Annotated
 
 import strawberry
 
 from models.call import CallDocument, CallStatus, CallType
 from models.lead import LeadDocument
-from resolvers.call import log_call
-from resolvers.context import Info
-from schema.common import LeadIdArgument, admin_field, describe_values, provided
+from schema.common import describe_values
 from schema.lead import Lead
 
 strawberry.enum(CallType, description="Who called whom.")
@@ -80,19 +77,3 @@ class LogCallPayload:
     lead: LeadDocument = strawberry.field(
         graphql_type=Lead, description="The lead, with the CALL_LOGGED entry."
     )
-
-
-@strawberry.type
-class CallMutation:
-    @admin_field(
-        description="Log a call with a lead (a CALL_LOGGED entry). Errors: NOT_FOUND, "
-        "BAD_USER_INPUT."
-    )
-    async def log_call(
-        self,
-        info: Info,
-        lead_id: LeadIdArgument,
-        input: Annotated[LogCallInput, strawberry.argument(description="The call.")],
-    ) -> LogCallPayload:
-        call, lead = await log_call(info.context.user, lead_id, provided(input))
-        return LogCallPayload(call=call, lead=lead)

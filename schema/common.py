@@ -1,19 +1,15 @@
 """Pieces every domain's schema uses: DateTime, connections, inputs to dicts, the admin rule."""
 
-import dataclasses
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import strawberry
-from strawberry.dataloader import DataLoader
-from strawberry.permission import BasePermission
 from strawberry.types.enum import StrawberryEnumDefinition
 
 from models.base import CrmDocument, to_milliseconds
-from resolvers.context import Info
-from resolvers.services.pagination import Order, Page, encode_cursor
+from services.pagination import Order, Page, encode_cursor
 
 
 def _serialize_datetime(value: datetime) -> str:
@@ -67,60 +63,6 @@ describe_values(
     ASC="Ascending: smallest (and null) first.",
     DESC="Descending: largest first, null last.",
 )
-
-
-LeadIdArgument = Annotated[
-    str, strawberry.argument(description='Human id of the lead, e.g. "LEAD-001".')
-]
-ExpectedUpdatedAtArgument = Annotated[
-    datetime | None,
-    strawberry.argument(
-        description="Its `updatedAt` as you read it: the change is made only if it is "
-        "unchanged since (no lost updates); otherwise CONFLICT and nothing is written. "
-        "Omit it to write whatever changed meanwhile."
-    ),
-]
-
-
-class IsAdmin(BasePermission):
-    """The seed's rule: every CRM operation needs the `admin` role."""
-
-    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
-        info.context.user.require_admin()
-        return True
-
-
-def admin_field(**options: Any) -> Any:
-    """A Query/Mutation field that needs the admin role."""
-    return strawberry.field(permission_classes=[IsAdmin], **options)
-
-
-async def load_optional[K, V](loader: DataLoader[K, V | None], key: K | None) -> V | None:
-    """The loaded value for a reference that may be unset."""
-    return None if key is None else await loader.load(key)
-
-
-def selects(info: Info, field_name: str) -> bool:
-    """Whether the query asks for `field_name` anywhere below the field being resolved."""
-    pending: list[Any] = list(info.selected_fields)
-    while pending:
-        selection = pending.pop()
-        if getattr(selection, "name", None) == field_name:
-            return True
-        pending.extend(selection.selections)
-    return False
-
-
-def provided(input_object: object | None) -> dict[str, object]:
-    """The fields a client gave in an input (omitted ones are UNSET; explicit nulls stay)."""
-    if input_object is None:
-        return {}
-    assert dataclasses.is_dataclass(input_object)
-    return {
-        field.name: value
-        for field in dataclasses.fields(input_object)
-        if (value := getattr(input_object, field.name)) is not strawberry.UNSET
-    }
 
 
 @strawberry.type(description="Where a page of a connection sits in the whole list.")

@@ -1,7 +1,6 @@
 """Deal, Organization and Contact types; deal queries and lead conversion."""
 
 from datetime import datetime
-from typing import Annotated
 
 import strawberry
 from strawberry import Parent
@@ -10,18 +9,9 @@ from models.contact import ContactDocument
 from models.deal import DealDocument, DealStatus
 from models.lead import LeadDocument
 from models.organization import OrganizationDocument
-from resolvers import deal as deals
 from resolvers.context import Info
-from resolvers.services.conversion import convert_lead
-from resolvers.services.pagination import DEFAULT_PAGE_SIZE
-from schema.common import (
-    Connection,
-    LeadIdArgument,
-    admin_field,
-    describe_values,
-    load_optional,
-    provided,
-)
+from resolvers.dataloaders import load_optional
+from schema.common import describe_values
 from schema.lead import Lead
 
 strawberry.enum(DealStatus, description="Stage of a deal in the pipeline.")
@@ -129,57 +119,3 @@ class ConvertLeadPayload:
         description="The lead, now QUALIFIED and convertedToDeal, with its new entries.",
     )
     deal: DealDocument = strawberry.field(graphql_type=Deal, description="The new deal.")
-
-
-@strawberry.type
-class DealQuery:
-    @admin_field(
-        graphql_type=Deal | None,
-        description="One deal by its deal id; null with a NOT_FOUND error when there is none.",
-    )
-    async def deal(
-        self,
-        deal_id: Annotated[
-            str, strawberry.argument(description='Human id of the deal, e.g. "DEAL-001".')
-        ],
-    ) -> DealDocument:
-        return await deals.get_deal(deal_id)
-
-    @admin_field(
-        description="Deals, newest first, a page at a time. Errors: BAD_USER_INPUT for a "
-        "`first` out of range or a foreign `after` cursor."
-    )
-    async def deals(
-        self,
-        first: Annotated[
-            int | None, strawberry.argument(description="Page size, 0 to 100 (default 20).")
-        ] = DEFAULT_PAGE_SIZE,
-        after: Annotated[
-            str | None,
-            strawberry.argument(
-                description="Start after this cursor (`pageInfo.endCursor` or an edge's `cursor`)."
-            ),
-        ] = None,
-    ) -> Connection[Deal]:
-        page = await deals.list_deals(first=first, after=after)
-        return Connection(page=page, order=deals.DEAL_ORDER, count=deals.count_deals)
-
-
-@strawberry.type
-class DealMutation:
-    @admin_field(
-        description="Turn a lead into a deal (status QUALIFIED, a CONVERTED_TO_DEAL entry). "
-        "Errors: NOT_FOUND (lead, organization or contact), BAD_USER_INPUT, CONFLICT "
-        "(already converted)."
-    )
-    async def convert_lead_to_deal(
-        self,
-        info: Info,
-        lead_id: LeadIdArgument,
-        input: Annotated[
-            ConvertLeadInput | None,
-            strawberry.argument(description="Optional links and owner for the deal."),
-        ] = None,
-    ) -> ConvertLeadPayload:
-        lead, deal = await convert_lead(info.context.user, lead_id, provided(input))
-        return ConvertLeadPayload(lead=lead, deal=deal)

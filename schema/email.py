@@ -1,15 +1,12 @@
 """Email type and the sendEmail mutation."""
 
 from datetime import datetime
-from typing import Annotated
 
 import strawberry
 
 from models.email import EmailDocument, EmailStatus
 from models.lead import LeadDocument
-from resolvers.context import Info
-from resolvers.email import send_email
-from schema.common import LeadIdArgument, admin_field, describe_values, provided
+from schema.common import describe_values
 from schema.lead import Lead
 
 strawberry.enum(EmailStatus, description="Delivery state of an email.")
@@ -61,19 +58,3 @@ class SendEmailPayload:
     lead: LeadDocument = strawberry.field(
         graphql_type=Lead, description="The lead, with the EMAIL_SENT entry."
     )
-
-
-@strawberry.type
-class EmailMutation:
-    @admin_field(
-        description="Send an email to a lead (an EMAIL_SENT entry). Errors: NOT_FOUND, "
-        "BAD_USER_INPUT."
-    )
-    async def send_email(
-        self,
-        info: Info,
-        lead_id: LeadIdArgument,
-        input: Annotated[SendEmailInput, strawberry.argument(description="The email.")],
-    ) -> SendEmailPayload:
-        email, lead = await send_email(info.context.user, lead_id, provided(input))
-        return SendEmailPayload(email=email, lead=lead)

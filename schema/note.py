@@ -1,15 +1,11 @@
 """Note type and the createNote mutation."""
 
 from datetime import datetime
-from typing import Annotated
 
 import strawberry
 
 from models.lead import LeadDocument
 from models.note import NoteDocument
-from resolvers.context import Info
-from resolvers.note import create_note
-from schema.common import LeadIdArgument, admin_field, provided
 from schema.lead import Lead
 
 
@@ -35,18 +31,3 @@ class CreateNotePayload:
     lead: LeadDocument = strawberry.field(
         graphql_type=Lead, description="The lead, with the NOTE_ADDED entry."
     )
-
-
-@strawberry.type
-class NoteMutation:
-    @admin_field(
-        description="Add a note to a lead (a NOTE_ADDED entry). Errors: NOT_FOUND, BAD_USER_INPUT."
-    )
-    async def create_note(
-        self,
-        info: Info,
-        lead_id: LeadIdArgument,
-        input: Annotated[CreateNoteInput, strawberry.argument(description="The note.")],
-    ) -> CreateNotePayload:
-        note, lead = await create_note(info.context.user, lead_id, provided(input))
-        return CreateNotePayload(note=note, lead=lead)

@@ -1,23 +1,15 @@
 """Task type and the createTask / updateTask mutations."""
 
 from datetime import datetime
-from typing import Annotated
 
 import strawberry
 from strawberry import Parent
 
 from models.lead import LeadDocument
 from models.task import TaskDocument, TaskPriority, TaskStatus
-from resolvers.context import Info
-from resolvers.task import create_task, task_version, update_task
-from schema.common import (
-    ExpectedUpdatedAtArgument,
-    LeadIdArgument,
-    admin_field,
-    describe_values,
-    provided,
-)
+from schema.common import describe_values
 from schema.lead import Lead
+from services.tasks import task_version
 
 strawberry.enum(TaskStatus, description="Progress of a task.")
 strawberry.enum(TaskPriority, description="How urgent a task is.")
@@ -116,40 +108,3 @@ class CreateTaskPayload(TaskPayload):
 @strawberry.type(description="The changed task and the lead with its TASK_UPDATED entry.")
 class UpdateTaskPayload(TaskPayload):
     pass
-
-
-@strawberry.type
-class TaskMutation:
-    @admin_field(
-        description="Create a task on a lead (a TASK_CREATED entry). Errors: NOT_FOUND, "
-        "BAD_USER_INPUT."
-    )
-    async def create_task(
-        self,
-        info: Info,
-        lead_id: LeadIdArgument,
-        input: Annotated[CreateTaskInput, strawberry.argument(description="The task.")],
-    ) -> CreateTaskPayload:
-        task, lead = await create_task(info.context.user, lead_id, provided(input))
-        return CreateTaskPayload(task=task, lead=lead)
-
-    @admin_field(
-        description="Change a task (one TASK_UPDATED entry on its lead; none when nothing "
-        "changes). Errors: NOT_FOUND, BAD_USER_INPUT, CONFLICT (changed since "
-        "`expectedUpdatedAt`: reload; or busy task: retry)."
-    )
-    async def update_task(
-        self,
-        info: Info,
-        id: Annotated[
-            strawberry.ID, strawberry.argument(description="The task's `id` (24 hex digits).")
-        ],
-        input: Annotated[
-            UpdateTaskInput, strawberry.argument(description="Only the fields to change.")
-        ],
-        expected_updated_at: ExpectedUpdatedAtArgument = None,
-    ) -> UpdateTaskPayload:
-        task, lead = await update_task(
-            info.context.user, id, provided(input), expected_updated_at=expected_updated_at
-        )
-        return UpdateTaskPayload(task=task, lead=lead)

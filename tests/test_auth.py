@@ -19,8 +19,8 @@ import pytest
 from starlette.applications import Starlette
 from starlette.types import Message
 
+from api.auth import TokenService
 from config import ConfigError, Settings
-from resolvers.auth import TokenService
 from server import create_app
 from tests.conftest import JWT_SECRET, GraphQLClient, mint
 from tests.documents import CREATE_LEAD

@@ -9,8 +9,8 @@ from pymongo.errors import OperationFailure
 
 from models.email import EmailDocument
 from models.lead import LeadDocument
-from resolvers.services import deletion
-from resolvers.services.deletion import CHILDREN, STEPS, Deletion, Step
+from services import deletion
+from services.deletion import CHILDREN, STEPS, Deletion, Step
 from tests.conftest import GraphQLClient
 from tests.documents import (
     CREATE_LEAD,

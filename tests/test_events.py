@@ -10,8 +10,8 @@ import pytest
 from models.activity import ActivityType
 from models.base import to_bson
 from models.lead import LeadDocument
-from resolvers.services import events, timeline
-from resolvers.services.errors import ServiceUnavailable
+from services import events, timeline
+from services.errors import ServiceUnavailable
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from models.lead import LeadDocument, LeadStatus
-from resolvers.lead import LeadOrderField, lead_query
-from resolvers.services.demo import add_demo_leads
+from services.demo import add_demo_leads
+from services.leads import LeadOrderField, lead_query
 
 EQUALITY_FILTERS: dict[str, dict[str, Any]] = {
     "status": {"status": [LeadStatus.NEW, LeadStatus.CONTACTED]},

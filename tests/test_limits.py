@@ -12,12 +12,12 @@ from graphql import get_introspection_query, parse
 from starlette.applications import Starlette
 from strawberry.types import ExecutionResult
 
+from api.limits import measure
 from config import Limits, Settings
-from resolvers.auth import Viewer
 from resolvers.context import Context
-from schema import schema
-from schema.limits import measure
+from schema.root import schema
 from server import create_app
+from services.viewer import Viewer
 from tests.conftest import GraphQLClient, mint
 from tests.documents import CREATE_LEAD
 from tests.live_server import LiveServer, serve

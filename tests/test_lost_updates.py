@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
-import resolvers.lead
+import services.leads
 from models.contact import ContactDocument
 from models.deal import DealDocument
 from models.email import EmailDocument
@@ -153,7 +153,7 @@ async def test_of_clients_that_read_the_same_lead_exactly_one_writes(
     writes apart: every loser must get CONFLICT, not a retry on top of the winner."""
     version = (await new_lead(gql))["updatedAt"]
     changes = [{"jobTitle": "CTO"}, {"territory": "EU"}, {"source": "Web"}, {"lastName": "Roe"}]
-    hold_reads(monkeypatch, resolvers.lead, "get_lead", len(changes))
+    hold_reads(monkeypatch, services.leads, "get_lead", len(changes))
 
     results = await asyncio.gather(*(update_lead(gql, version, **c) for c in changes))
 
@@ -176,7 +176,7 @@ async def test_writes_in_one_millisecond_still_make_new_versions(
     """updatedAt is the version: a write must change it even when the clock has not moved."""
     read = await new_lead(gql)
     frozen = datetime.fromisoformat(read["updatedAt"])
-    monkeypatch.setattr(resolvers.lead, "utc_now", lambda: frozen)
+    monkeypatch.setattr(services.leads, "utc_now", lambda: frozen)
 
     first = await update_lead(gql, read["updatedAt"], jobTitle="CTO")
     written = datetime.fromisoformat(first["data"]["updateLead"]["lead"]["updatedAt"])

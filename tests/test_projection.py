@@ -1,7 +1,7 @@
 """Lead lists read only what they show: a lead's timeline is read only when asked for."""
 
-from resolvers.lead import list_leads
-from resolvers.services.pagination import Order
+from services.leads import list_leads
+from services.pagination import Order
 from tests.conftest import GraphQLClient
 
 CREATE = 'mutation { createLead(input: {firstName: "Pat"}) { lead { leadId } } }'

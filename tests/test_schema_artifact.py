@@ -15,7 +15,7 @@ from graphql import (
     is_specified_scalar_type,
 )
 
-from schema import schema
+from schema.root import schema
 from tests.live_server import CRM, ROOT
 
 SCHEMA_FILE = ROOT / "schema.graphql"

@@ -14,7 +14,7 @@ from pymongo.errors import AutoReconnect, ConnectionFailure, ExecutionTimeout, N
 from strawberry.extensions import SchemaExtension
 
 from observability.request_id import current_request_id
-from resolvers.services.errors import DomainError, ErrorCode, ServiceUnavailable
+from services.errors import DomainError, ErrorCode, ServiceUnavailable
 
 log = logging.getLogger("crm.errors")
 

@@ -12,7 +12,7 @@ from bson import ObjectId, json_util
 from bson.errors import InvalidId
 
 from models.base import CrmDocument
-from resolvers.services.errors import BadUserInput, FieldError
+from services.errors import BadUserInput, FieldError
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100

@@ -31,7 +31,7 @@ from models.email import EmailDocument
 from models.lead import LeadDocument
 from models.note import NoteDocument
 from models.task import TaskDocument
-from resolvers.services.errors import Conflict, not_found
+from services.errors import Conflict, not_found
 
 log = logging.getLogger(__name__)
 

@@ -3,8 +3,8 @@
 from models.activity import Activity
 from models.base import CrmDocument
 from models.lead import LeadDocument
-from resolvers.services import timeline
-from resolvers.services.errors import not_found
+from services import timeline
+from services.errors import not_found
 
 
 async def add_to_lead[D: CrmDocument](

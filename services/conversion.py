@@ -13,10 +13,10 @@ from models.contact import ContactDocument
 from models.deal import DealDocument, DealStatus
 from models.lead import LeadDocument, LeadStatus
 from models.organization import OrganizationDocument
-from resolvers.auth import Viewer
-from resolvers.services import sequence, timeline
-from resolvers.services.errors import Conflict, not_found
-from resolvers.services.validation import ObjectIdText, Rule, Text, clean
+from services import sequence, timeline
+from services.errors import Conflict, not_found
+from services.validation import ObjectIdText, Rule, Text, clean
+from services.viewer import Viewer
 
 CONVERT_RULES: dict[str, Rule] = {
     "organization_id": ObjectIdText(),

@@ -18,7 +18,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import OperationFailure, PyMongoError
 
 from models.lead import LeadDocument
-from resolvers.services.errors import ServiceUnavailable
+from services.errors import ServiceUnavailable
 
 log = logging.getLogger("crm.events")
 

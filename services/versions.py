@@ -3,7 +3,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from resolvers.services.errors import Conflict
+from services.errors import Conflict
 
 # Stored datetimes have millisecond precision: the smallest step that makes a new version.
 TICK = timedelta(milliseconds=1)

@@ -18,7 +18,7 @@ from models.email import EmailDocument
 from models.lead import LeadDocument, LeadStatus
 from models.note import NoteDocument
 from models.task import TaskDocument, TaskPriority, TaskStatus
-from resolvers.services import sequence, timeline
+from services import sequence, timeline
 
 BATCH_SIZE = 200
 

@@ -13,7 +13,7 @@ from models.email import EmailDocument
 from models.lead import LeadDocument
 from models.note import NoteDocument
 from models.task import TaskDocument
-from resolvers.services.events import hub
+from services.events import hub
 
 NOTE_PREVIEW_LENGTH = 60
 

@@ -9,7 +9,7 @@ from beanie import PydanticObjectId
 from bson.errors import InvalidId
 from strawberry.utils.str_converters import to_camel_case
 
-from resolvers.services.errors import BadUserInput, FieldError
+from services.errors import BadUserInput, FieldError
 
 EMAIL_PATTERN = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
 PHONE_PATTERN = re.compile(r"^\+?[0-9 ().\-]{3,32}$")

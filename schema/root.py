@@ -1,0 +1,53 @@
+"""The GraphQL schema: each domain's Query, Mutation and Subscription fields (resolvers/) merged."""
+
+from datetime import datetime
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+
+from api.errors import InputErrorCodes, error_code
+from api.limits import QueryLimits
+from observability.metrics import graphql_metrics
+from resolvers.auth import AuthQuery
+from resolvers.call import CallMutation
+from resolvers.deal import DealMutation, DealQuery
+from resolvers.email import EmailMutation
+from resolvers.lead import LeadMutation, LeadQuery
+from resolvers.note import NoteMutation
+from resolvers.subscription import LeadSubscription
+from resolvers.task import TaskMutation
+from schema.common import DateTime
+
+
+@strawberry.type(description="Reads. Every field but `me` needs the admin role (else FORBIDDEN).")
+class Query(AuthQuery, LeadQuery, DealQuery):
+    pass
+
+
+@strawberry.type(description="Writes. All need the admin role; each returns the changed lead.")
+class Mutation(LeadMutation, EmailMutation, CallMutation, TaskMutation, NoteMutation, DealMutation):
+    pass
+
+
+@strawberry.type(description="Live updates over graphql-transport-ws at /graphql.")
+class Subscription(LeadSubscription):
+    pass
+
+
+class CrmSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Errors are logged where they are made public (`api.errors.public_error`)."""
+
+
+schema = CrmSchema(
+    query=Query,
+    mutation=Mutation,
+    subscription=Subscription,
+    config=StrawberryConfig(scalar_map={datetime: DateTime}),
+    # QueryLimits first: a document over a limit gets that one error, before validation.
+    extensions=[QueryLimits, InputErrorCodes, graphql_metrics(error_code)],
+)

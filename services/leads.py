@@ -1,0 +1,210 @@
+"""Leads: look-ups, the list with filters and order, create, update, status."""
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from pymongo.errors import DuplicateKeyError
+
+from models.activity import ActivityType
+from models.base import stored_fields, utc_now
+from models.lead import ACTIVITIES_COUNT, LeadDocument, LeadStatus
+from services import changes, sequence, timeline, versions
+from services.errors import BadUserInput, Conflict, FieldError, not_found
+from services.events import hub
+from services.pagination import Order, Page, paginate
+from services.validation import NotNull, Number, Rule, Text, clean
+from services.viewer import Viewer
+
+LEAD_RULES: dict[str, Rule] = {
+    "salutation": Text(max_length=20),
+    "first_name": Text(max_length=100, required=True),
+    "last_name": Text(max_length=100),
+    "email": Text(max_length=254, format="email"),
+    "mobile": Text(max_length=32, format="phone"),
+    "organization": Text(max_length=200),
+    "website": Text(max_length=2048),
+    "job_title": Text(max_length=200),
+    "industry": Text(max_length=100),
+    "source": Text(max_length=100),
+    "gender": Text(max_length=50),
+    "no_of_employees": Text(max_length=50),
+    "annual_revenue": Number(maximum=1e15),  # beyond any company; keeps sums and sorts sane
+    "territory": Text(max_length=100),
+    "lead_owner": Text(max_length=200),
+    "status": NotNull(),
+}
+# Writes that lose a race with another writer of the same lead are retried this often.
+MAX_WRITE_ATTEMPTS = 25
+MAX_SEARCH_WORDS = 10
+MAX_SEARCH_LENGTH = 200
+SEARCH_FIELDS = ("firstName", "lastName", "email", "organization", "lead_id")
+
+
+class LeadOrderField(Enum):
+    """What `leads` can be ordered by; the value is the stored field that is sorted."""
+
+    CREATED_AT = "createdAt"
+    UPDATED_AT = "updatedAt"
+    LEAD_ID = "leadNumber"
+    ANNUAL_REVENUE = "annualRevenue"
+    FIRST_NAME = "firstName"
+
+
+def full_name(lead: LeadDocument) -> str:
+    return " ".join(part for part in (lead.first_name, lead.last_name) if part)
+
+
+async def get_lead(lead_id: str) -> LeadDocument:
+    lead = await LeadDocument.find_one({"lead_id": lead_id})
+    if lead is None:
+        raise not_found("Lead", lead_id)
+    return lead
+
+
+def _literal(text: str) -> dict[str, str]:
+    """A case-insensitive match of `text` as typed: regex characters mean themselves."""
+    return {"$regex": re.escape(text), "$options": "i"}
+
+
+def lead_query(filters: Mapping[str, Any]) -> dict[str, Any]:
+    """A MongoDB filter from LeadFilter values; client values are literals, never operators."""
+    query: dict[str, Any] = {}
+    statuses = filters.get("status")
+    if statuses is not None:
+        # An empty list allows no status: match nothing through the _id index
+        # (the embedded engine fails on `$in: []`).
+        query.update(
+            {"status": {"$in": [s.value for s in statuses]}} if statuses else {"_id": None}
+        )
+    for name in ("lead_owner", "source", "industry", "territory", "converted_to_deal"):
+        if filters.get(name) is not None:
+            query.update(stored_fields(LeadDocument, {name: filters[name]}))
+    created: dict[str, Any] = {}
+    if filters.get("created_after") is not None:
+        created["$gte"] = filters["created_after"]
+    if filters.get("created_before") is not None:
+        created["$lt"] = filters["created_before"]
+    if created:
+        query["createdAt"] = created
+    search = filters.get("search") or ""
+    terms = search.split()
+    if len(search) > MAX_SEARCH_LENGTH or len(terms) > MAX_SEARCH_WORDS:
+        # Each word is a regex over five fields: bound the work one request can ask for.
+        message = f"at most {MAX_SEARCH_WORDS} words and {MAX_SEARCH_LENGTH} characters"
+        raise BadUserInput([FieldError("search", message)])
+    if terms:
+        # Every word must match one of the fields: "jane acme" finds Jane at Acme.
+        query["$and"] = [
+            {"$or": [{field: _literal(term)} for field in SEARCH_FIELDS]} for term in terms
+        ]
+    return query
+
+
+# A lead list that does not show timelines gets each lead's count instead of its activities:
+# the longest array of a lead document is neither sent by the database nor decoded here.
+WITHOUT_TIMELINE = (
+    {"$set": {ACTIVITIES_COUNT: {"$size": {"$ifNull": ["$activities", []]}}}},
+    {"$unset": "activities"},
+)
+
+
+async def list_leads(
+    *,
+    first: int | None,
+    after: str | None,
+    filters: Mapping[str, Any],
+    order: Order,
+    with_timeline: bool,
+) -> Page[LeadDocument]:
+    reshape = () if with_timeline else WITHOUT_TIMELINE
+    return await paginate(
+        LeadDocument, lead_query(filters), order, first=first, after=after, reshape=reshape
+    )
+
+
+async def count_leads(filters: Mapping[str, Any]) -> int:
+    return await LeadDocument.find(lead_query(filters)).count()
+
+
+async def create_lead(viewer: Viewer, values: Mapping[str, object]) -> LeadDocument:
+    fields = clean(values, LEAD_RULES)
+    fields.setdefault("status", LeadStatus.NEW)
+    if fields.get("lead_owner") is None:
+        fields["lead_owner"] = viewer.name or viewer.id
+    now = utc_now()
+    created = timeline.activity(ActivityType.CREATED, "Lead created", by=viewer.name, at=now)
+    for _ in range(MAX_WRITE_ATTEMPTS):
+        number = await sequence.next_number("lead")
+        lead: LeadDocument = LeadDocument.model_validate(
+            {
+                **fields,
+                "lead_id": sequence.format_id("LEAD", number),
+                "lead_number": number,
+                "created_at": now,
+                "created_by": viewer.id,
+                "updated_at": now,
+                "activities": [created],
+            }
+        )
+        try:
+            await lead.insert()
+        except DuplicateKeyError:
+            continue  # the number is held by a lead stored without the counter (imported data)
+        hub.written(lead, len(lead.activities))
+        return lead
+    raise Conflict("Could not allocate a lead id; retry")
+
+
+async def update_lead(
+    viewer: Viewer,
+    lead_id: str,
+    values: Mapping[str, object],
+    *,
+    expected_updated_at: datetime | None = None,
+) -> LeadDocument:
+    """Apply the given fields; one timeline entry per field that really changed.
+
+    With `expected_updated_at`, only if the lead is still at that version (else CONFLICT).
+    """
+    fields = clean(values, LEAD_RULES)
+    return await _write_fields(
+        viewer, lead_id, fields, unchanged_too=False, expected=expected_updated_at
+    )
+
+
+async def update_lead_status(viewer: Viewer, lead_id: str, status: LeadStatus) -> LeadDocument:
+    """Set the status; always one STATUS_CHANGED entry, also when the status stays the same,
+    so every call leaves its trace on the timeline."""
+    return await _write_fields(viewer, lead_id, {"status": status}, unchanged_too=True)
+
+
+async def _write_fields(
+    viewer: Viewer,
+    lead_id: str,
+    fields: Mapping[str, object],
+    *,
+    unchanged_too: bool,
+    expected: datetime | None = None,
+) -> LeadDocument:
+    for _ in range(MAX_WRITE_ATTEMPTS):
+        lead = await get_lead(lead_id)
+        # Checked on every attempt: a write that missed because another got in first comes
+        # back here and becomes CONFLICT, never a retry that overwrites what the client missed.
+        versions.check("Lead", lead_id, lead.updated_at, expected)
+        changed = dict(fields) if unchanged_too else changes.diff(lead, fields)
+        if not changed:
+            return lead
+        now = versions.next_version(lead.updated_at, utc_now())
+        entries = [
+            timeline.lead_field_changed(name, getattr(lead, name), new, by=viewer.name, at=now)
+            for name, new in changed.items()
+        ]
+        # The expected version is part of the write's filter, so check and write are atomic.
+        pinned = changes.pinned(lead, [*changed, "updated_at"] if expected else changed)
+        updated = await timeline.record(pinned, entries, changes=changed, at=now)
+        if updated is not None:
+            return updated
+    raise Conflict(f"Lead {lead_id!r} is being changed by others; retry")

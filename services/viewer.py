@@ -1,0 +1,32 @@
+"""Who is calling: the principal every service acts for, as the token (or key) says."""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from services.errors import Forbidden, Unauthenticated
+
+ADMIN_ROLE = "admin"
+# Clock skew allowed on `exp` and `nbf`: small, as RFC 8725 §3.10 asks.
+LEEWAY_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The authenticated caller, from the token's claims only."""
+
+    id: str
+    name: str | None
+    email: str | None
+    role: str
+    expires_at: datetime | None = None
+
+    def require_admin(self) -> None:
+        if self.role != ADMIN_ROLE:
+            raise Forbidden(f"This operation needs the {ADMIN_ROLE!r} role")
+
+    def require_unexpired(self) -> None:
+        """For long-lived connections: the token checked at connect time may since expire."""
+        if self.expires_at and datetime.now(UTC) > self.expires_at + timedelta(
+            seconds=LEEWAY_SECONDS
+        ):
+            raise Unauthenticated("Token has expired")
