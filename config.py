@@ -13,6 +13,20 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class ImportLimits:
+    """What one import file may hold (README "Import and export"); `Settings.import_limits`."""
+
+    max_rows: int = 1_000_000
+    max_columns: int = 200
+    max_cell_chars: int = 32_767  # a spreadsheet cell's own limit
+    max_xlsx_uncompressed_bytes: int = 1024 * 1024 * 1024
+    max_xlsx_ratio: int = 200
+    """An XLSX part that unpacks to more than this many times its packed size is a zip bomb."""
+    batch_size: int = 500
+    lease_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
 class Limits:
     """What one request may ask for (README "Limits and hardening"); `Settings.limits`."""
 
@@ -22,6 +36,8 @@ class Limits:
     max_batch: int = 10
     max_body_bytes: int = 1024 * 1024
     introspection: bool = True
+    max_upload_bytes: int = 64 * 1024 * 1024
+    """A multipart `/graphql` request (a file upload): its own, far larger limit."""
 
 
 class Settings(BaseSettings):
@@ -57,10 +73,27 @@ class Settings(BaseSettings):
     # Operations in one batched (JSON array) request; 0 turns batching off.
     max_batch: int = Field(default=Limits.max_batch, ge=0, alias="CRM_MAX_BATCH")
     max_body_bytes: int = Field(default=Limits.max_body_bytes, ge=1, alias="CRM_MAX_BODY_BYTES")
+    # A multipart /graphql request (a file upload, GraphQL multipart request spec).
+    max_upload_bytes: int = Field(
+        default=Limits.max_upload_bytes, ge=1, alias="CRM_MAX_UPLOAD_BYTES"
+    )
+    import_max_rows: int = Field(default=ImportLimits.max_rows, ge=1, alias="CRM_IMPORT_MAX_ROWS")
+    import_max_cell_chars: int = Field(
+        default=ImportLimits.max_cell_chars, ge=1, alias="CRM_IMPORT_MAX_CELL_CHARS"
+    )
+    import_batch_size: int = Field(
+        default=ImportLimits.batch_size, ge=1, le=10_000, alias="CRM_IMPORT_BATCH_SIZE"
+    )
     # Unset: on in dev mode, off otherwise.
     introspection: bool | None = Field(default=None, alias="CRM_INTROSPECTION")
+    # Requests (WebSocket operations, batched operations) per minute per principal (user or
+    # API key), as a token bucket in each instance (api/rate_limit.py); 0 turns it off.
+    rate_limit_per_minute: int = Field(default=600, ge=0, alias="CRM_RATE_LIMIT_PER_MINUTE")
     # `GET /debug/stats` (command count, command time, CPU time) for bench/run.py; off = 404.
     bench: bool = Field(default=False, alias="CRM_BENCH")
+    # Count the driver's commands (`Database.commands`) for tests; CRM_BENCH turns it on too.
+    # Off, no command listener is registered at all: production pays nothing for it.
+    count_commands: bool = Field(default=False, alias="CRM_COUNT_COMMANDS")
 
     @field_validator("log_format", mode="before")
     @classmethod
@@ -102,4 +135,13 @@ class Settings(BaseSettings):
             max_batch=self.max_batch,
             max_body_bytes=self.max_body_bytes,
             introspection=self.dev_mode if self.introspection is None else self.introspection,
+            max_upload_bytes=self.max_upload_bytes,
+        )
+
+    @property
+    def import_limits(self) -> ImportLimits:
+        return ImportLimits(
+            max_rows=self.import_max_rows,
+            max_cell_chars=self.import_max_cell_chars,
+            batch_size=self.import_batch_size,
         )

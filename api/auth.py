@@ -8,6 +8,7 @@ from functools import cached_property
 import jwt
 
 from config import ConfigError, Settings
+from services import api_keys
 from services.errors import Unauthenticated
 from services.viewer import ADMIN_ROLE, LEEWAY_SECONDS, Viewer
 
@@ -72,16 +73,22 @@ class TokenService:
     def verify_key(self) -> str:
         return self.settings.jwt_public_key or str(self.signing_key)
 
+    async def authenticate(self, authorization: str | None) -> Viewer:
+        """The caller of an `Authorization` header value, a JWT or an API key (`crm_…`): the
+        one check every door (GraphQL over HTTP and WebSocket, REST) makes. Unauthenticated
+        when it is not valid (an unknown, revoked or expired key included)."""
+        token = bearer_token(authorization)
+        if api_keys.is_api_key(token):
+            return await api_keys.authenticate(token)
+        return self.verify(authorization)
+
     def verify(self, authorization: str | None) -> Viewer:
-        """The caller of an `Authorization` header value; Unauthenticated when it is not valid."""
-        if not authorization:
-            raise Unauthenticated("Missing Authorization header: send 'Bearer <token>'")
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthenticated("Authorization header must be 'Bearer <token>'")
+        """The caller of an `Authorization` header with a JWT; Unauthenticated when it is not
+        valid. (API keys need the database: `authenticate`.)"""
+        token = bearer_token(authorization)
         try:
             claims = jwt.decode(
-                token.strip(),
+                token,
                 self.verify_key,
                 algorithms=[self.algorithm],
                 issuer=self.settings.jwt_issuer,
@@ -120,6 +127,16 @@ class TokenService:
         if self.settings.jwt_audience:
             claims["aud"] = self.settings.jwt_audience
         return jwt.encode(claims, self.signing_key, algorithm=self.algorithm)
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer <token>` header value."""
+    if not authorization:
+        raise Unauthenticated("Missing Authorization header: send 'Bearer <token>'")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("Authorization header must be 'Bearer <token>'")
+    return token.strip()
 
 
 def _optional_str(value: object) -> str | None:

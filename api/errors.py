@@ -21,7 +21,11 @@ log = logging.getLogger("crm.errors")
 DATABASE_DOWN = (ConnectionFailure, AutoReconnect, NetworkTimeout, ExecutionTimeout)
 PUBLIC_CODES = {code.value for code in ErrorCode} - {ErrorCode.INTERNAL_SERVER_ERROR.value}
 # Codes that tell a client to retry or contact support: they carry the request id.
-SUPPORT_CODES = {ErrorCode.INTERNAL_SERVER_ERROR.value, ErrorCode.SERVICE_UNAVAILABLE.value}
+SUPPORT_CODES = {
+    ErrorCode.INTERNAL_SERVER_ERROR.value,
+    ErrorCode.SERVICE_UNAVAILABLE.value,
+    ErrorCode.UNREADABLE_DOCUMENT.value,  # stored data to repair: the id finds the log line
+}
 # graphql-core: "Variable '$input' has invalid value at .status: Value 'X' does not exist…"
 VARIABLE_ERROR = re.compile(
     r"^Variable '\$(?P<variable>\w+)' (?:has invalid value(?: at (?P<path>\S+?))?:)?"
@@ -128,5 +132,15 @@ def _public_error(error: GraphQLError, *, report: bool) -> dict[str, Any]:
 
 
 def is_request_error(error: GraphQLError) -> bool:
-    """A request error (GraphQL-over-HTTP): raised before execution, so it has no field path."""
-    return error.path is None
+    """A request error (GraphQL-over-HTTP): raised before execution, so it has no field path.
+
+    An exception from outside graphql-core has no path either when a subscription's event
+    stream raises it (or a schema extension does): not a request error, but an unexpected one
+    (a variable's scalar rejecting its value keeps its exception, and is a request error).
+    """
+    original = error.original_error
+    return error.path is None and (
+        original is None
+        or isinstance(original, GraphQLError)
+        or VARIABLE_ERROR.match(error.message) is not None
+    )

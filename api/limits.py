@@ -89,18 +89,33 @@ def token_parameter(query_string: bytes) -> str | None:
     return None
 
 
+def graphql_error_body(message: str) -> object:
+    return {"errors": [{"message": message, "extensions": {"code": ErrorCode.BAD_REQUEST.value}}]}
+
+
 class RequestGuard:
     """Pure ASGI, so it streams nothing through itself and leaves WebSockets as they are.
 
-    `media_type` picks the response's media type from the request's `Accept` header.
+    `media_type` picks the response's media type from the request's `Accept` header;
+    `error_body` shapes a refusal's JSON body (GraphQL's `errors` unless given: the REST
+    routes answer `{"detail": …}`).
     """
 
     def __init__(
-        self, app: ASGIApp, limits: Limits, media_type: Callable[[str | None], str]
+        self,
+        app: ASGIApp,
+        limits: Limits,
+        media_type: Callable[[str | None], str],
+        error_body: Callable[[str], object] | None = None,
+        *,
+        uploads: bool = False,
     ) -> None:
         self.app = app
         self.limits = limits
         self.media_type = media_type
+        self.error_body = error_body or graphql_error_body
+        # With `uploads`, a multipart body (a file upload) has its own, larger limit.
+        self.uploads = uploads
 
     async def _send_error(
         self,
@@ -110,8 +125,7 @@ class RequestGuard:
         message: str,
         extra: list[tuple[bytes, bytes]],
     ) -> None:
-        error = {"message": message, "extensions": {"code": ErrorCode.BAD_REQUEST.value}}
-        body = json.dumps({"errors": [error]}, separators=(",", ":")).encode()
+        body = json.dumps(self.error_body(message), separators=(",", ":")).encode()
         response_headers = [
             (b"content-type", self.media_type(headers.get("accept")).encode()),
             (b"content-length", str(len(body)).encode()),
@@ -141,8 +155,11 @@ class RequestGuard:
         await self._http(scope, receive, send, headers)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send, headers: Headers) -> None:
-        limit = self.limits.max_body_bytes
-        too_large = f"Request body is larger than {limit} bytes, the limit (CRM_MAX_BODY_BYTES)"
+        limit, setting = self.limits.max_body_bytes, "CRM_MAX_BODY_BYTES"
+        content_type = headers.get("content-type", "").lower()
+        if self.uploads and content_type.startswith("multipart/form-data"):
+            limit, setting = self.limits.max_upload_bytes, "CRM_MAX_UPLOAD_BYTES"
+        too_large = f"Request body is larger than {limit} bytes, the limit ({setting})"
         # A close tells the client (and any proxy) that the rest of the body is not read.
         close = [(b"connection", b"close")]
         declared = headers.get("content-length")

@@ -18,7 +18,7 @@ import httpx
 
 from tests.live_server import free_port
 
-START_TIMEOUT = 180.0  # a fresh checkout's first start may run `npm ci` for GraphiQL
+START_TIMEOUT = 180.0  # generous for a loaded machine (serving never builds GraphiQL's files)
 STOP_TIMEOUT = 30.0  # after terminate, how long to wait before kill
 
 

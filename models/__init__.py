@@ -2,11 +2,13 @@
 
 from beanie import Document
 
+from models.api_key import ApiKeyDocument
 from models.call import CallDocument
 from models.contact import ContactDocument
 from models.counter import Counter
 from models.deal import DealDocument
 from models.email import EmailDocument
+from models.import_job import ImportFileChunk, ImportJobDocument, ImportRowDocument
 from models.lead import LeadDocument
 from models.note import NoteDocument
 from models.organization import OrganizationDocument
@@ -22,4 +24,8 @@ DOCUMENT_MODELS: list[type[Document]] = [
     OrganizationDocument,
     ContactDocument,
     Counter,
+    ApiKeyDocument,
+    ImportJobDocument,
+    ImportFileChunk,
+    ImportRowDocument,
 ]

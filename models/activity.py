@@ -1,9 +1,10 @@
 """One entry of a lead's timeline, embedded in the lead document (`activities`)."""
 
-from datetime import datetime
 from enum import Enum
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from models.base import StoredDateTime
 
 
 class ActivityType(Enum):
@@ -16,6 +17,7 @@ class ActivityType(Enum):
     TASK_UPDATED = "task_updated"
     NOTE_ADDED = "note_added"
     CONVERTED_TO_DEAL = "converted_to_deal"
+    ASSIGNED = "assigned"
 
 
 class Activity(BaseModel):
@@ -26,7 +28,7 @@ class Activity(BaseModel):
     type: ActivityType
     description: str
     by: str | None = None
-    timestamp: datetime
+    timestamp: StoredDateTime
     field: str | None = None
     old_value: str | None = Field(default=None, alias="oldValue")
     new_value: str | None = Field(default=None, alias="newValue")

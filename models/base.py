@@ -2,10 +2,11 @@
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Annotated
 
 from beanie import Document
 from beanie.odm.utils.encoder import Encoder
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 
 def to_milliseconds(moment: datetime) -> datetime:
@@ -17,10 +18,23 @@ def utc_now() -> datetime:
     return to_milliseconds(datetime.now(UTC))
 
 
-class CrmDocument(Document):
-    """Python attributes are snake_case; stored field names keep the seed's spelling (aliases)."""
+def as_utc(moment: datetime) -> datetime:
+    """A moment in UTC; one without an offset (the seed's `"2025-01-20T10:00:00"`) is UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
-    model_config = ConfigDict(populate_by_name=True)
+
+# A stored timestamp: a BSON datetime, or (the seed's database) an ISO string, offset or not.
+StoredDateTime = Annotated[datetime, AfterValidator(as_utc)]
+
+
+class CrmDocument(Document):
+    """Python attributes are snake_case; stored field names keep the seed's spelling (aliases).
+
+    Fields this server does not know (written by the seed's backend, or a later version) are
+    kept (`extra="allow"`), so no write drops them.
+    """
+
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
 
 
 def to_bson(value: object) -> object:

@@ -1,12 +1,11 @@
 """The `lead_calls` collection."""
 
-from datetime import datetime
 from enum import Enum
 
 from pydantic import Field
 from pymongo import IndexModel
 
-from models.base import CrmDocument
+from models.base import CrmDocument, StoredDateTime
 
 
 class CallType(Enum):
@@ -29,7 +28,7 @@ class CallDocument(CrmDocument):
     from_: str | None = Field(default=None, alias="from")
     to: str | None = None
     phone: str | None = None
-    timestamp: datetime
+    timestamp: StoredDateTime
     status: CallStatus = CallStatus.COMPLETED
     logged_by: str | None = Field(default=None, alias="loggedBy")
 

@@ -5,16 +5,18 @@ from pydantic import Field
 from pymongo import IndexModel
 
 from models.base import CrmDocument
+from models.fields import Email, FirstName, Gender, JobTitle, LastName, Mobile, Salutation
 
 
 class ContactDocument(CrmDocument):
-    salutation: str | None = None
-    first_name: str = Field(alias="firstName")
-    last_name: str | None = Field(default=None, alias="lastName")
-    email: str | None = None
-    mobile: str | None = None
-    job_title: str | None = Field(default=None, alias="jobTitle")
-    gender: str | None = None
+    # Copied from the lead at conversion: declared with the lead's own field types.
+    salutation: Salutation = None
+    first_name: FirstName
+    last_name: LastName = None
+    email: Email = None
+    mobile: Mobile = None
+    job_title: JobTitle = None
+    gender: Gender = None
     organization_id: PydanticObjectId | None = Field(default=None, alias="organizationId")
 
     class Settings:

@@ -5,18 +5,20 @@ import fcntl
 import logging
 import os
 import threading
+from collections import deque
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
 from beanie import init_beanie
 from mongoeco.engines.sqlite import SQLiteEngine
-from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
 from pymongo import AsyncMongoClient, monitoring
 
 from config import Settings
 from models import DOCUMENT_MODELS
+from models.embedded_engine import CrmProxyServer, CrmSQLiteEngine, check_engine_version
+from models.indexes import ensure_indexes
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +35,22 @@ class EmbeddedMongo:
     asyncio APIs that uvloop lacks (`Server.abort_clients`).
     """
 
-    def __init__(self, data_dir: Path, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        engine: type[SQLiteEngine] = CrmSQLiteEngine,  # bench/engine_ops.py compares the stock one
+    ) -> None:
+        check_engine_version()
         data_dir.mkdir(parents=True, exist_ok=True)
         self.path = data_dir / "crm.sqlite3"
         self.lock_path = data_dir / "crm.lock"
         self._lock: IO[str] | None = None
         self._loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None
-        self._server = AsyncMongoEcoProxyServer(
-            engine=SQLiteEngine(str(self.path)), host=host, port=port
-        )
+        self._server = CrmProxyServer(engine=engine(str(self.path)), host=host, port=port)
 
     async def start(self) -> str:
         """Start listening; returns the `mongodb://` URI to connect to."""
@@ -102,12 +110,21 @@ class EmbeddedMongo:
         self._lock = lock
 
 
+# How many of the latest command names a CommandCounter keeps (for a test's message).
+RECENT_COMMANDS = 64
+
+
 @dataclass
 class CommandCounter(monitoring.CommandListener):
-    """Counts the commands the driver sends: how tests and benchmarks see round trips."""
+    """Counts the commands the driver sends: how tests and benchmarks see round trips.
+
+    Fixed size, however long the process runs: two totals and the names of the latest
+    RECENT_COMMANDS commands. `Database` registers it only when counting is on.
+    """
 
     count: int = 0
-    names: list[str] = field(default_factory=list)
+    names: deque[str] = field(default_factory=lambda: deque(maxlen=RECENT_COMMANDS))
+    """The latest commands' names, oldest first (older ones are dropped)."""
     seconds: float = 0.0
     """Total duration of the finished commands as the driver saw them (send to reply read)."""
 
@@ -127,14 +144,34 @@ class CommandCounter(monitoring.CommandListener):
         self.seconds = 0.0
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What the connected deployment offers the domain code (`Database.capabilities`)."""
+
+    transactions: bool
+    """Multi-document transactions usable under concurrency: replica sets and sharded
+    clusters. Not a standalone; not the embedded engine either, though it has transactions:
+    it answers `hello` as a standalone, and while one session's transaction is open every
+    other session's command fails (mongoeco 4.11, measured) instead of waiting."""
+    change_streams: bool
+    """`watch()` on a collection: replica sets and sharded clusters (not a standalone, not the
+    embedded engine). Without them, live events reach the instance that wrote them only."""
+
+
 class Database:
     """The app's MongoDB connection; starts the embedded server when no URI is configured."""
+
+    _bound: ClassVar["Database | None"] = None
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.embedded: EmbeddedMongo | None = None
+        # Counting is for benchmarks and tests: off, no listener exists and the driver
+        # publishes no command events at all (`commands` then stays at zero).
+        self.counting = settings.bench or settings.count_commands
         self.commands = CommandCounter()
         self.client: AsyncMongoClient[dict[str, object]] | None = None
+        self._capabilities: Capabilities | None = None
 
     async def connect(self) -> None:
         uri = self.settings.mongodb_uri
@@ -147,7 +184,7 @@ class Database:
             tz_aware=True,
             serverSelectionTimeoutMS=timeout,
             connectTimeoutMS=timeout,
-            event_listeners=[self.commands],
+            event_listeners=[self.commands] if self.counting else [],
         )
         await self.bind(create_indexes=True)
 
@@ -157,8 +194,27 @@ class Database:
         await init_beanie(
             database=self.client[self.settings.db_name],
             document_models=DOCUMENT_MODELS,
-            skip_indexes=not create_indexes,
+            skip_indexes=True,
         )
+        if create_indexes:  # one by one, keeping indexes the database has under other names
+            await ensure_indexes(DOCUMENT_MODELS)
+        Database._bound = self
+
+    @classmethod
+    def bound(cls) -> "Database":
+        """The database the document models are bound to (process-wide, like Beanie's)."""
+        if cls._bound is None:
+            raise RuntimeError("no Database is bound: connect() one first")
+        return cls._bound
+
+    async def capabilities(self) -> Capabilities:
+        """Asked once (`hello`) per database object."""
+        if self._capabilities is None:
+            assert self.client is not None
+            hello = await self.client.admin.command("hello")
+            replicated = "setName" in hello or hello.get("msg") == "isdbgrid"
+            self._capabilities = Capabilities(transactions=replicated, change_streams=replicated)
+        return self._capabilities
 
     async def ping(self) -> None:
         """Raises when the database cannot be reached."""

@@ -1,13 +1,21 @@
 """The `deals` collection: what a lead becomes when converted."""
 
-from datetime import datetime
 from enum import Enum
 
 from beanie import PydanticObjectId
 from pydantic import Field
 from pymongo import IndexModel
 
-from models.base import CrmDocument
+from models.base import CrmDocument, StoredDateTime
+from models.fields import (
+    AnnualRevenue,
+    Industry,
+    NoOfEmployees,
+    Organization,
+    Source,
+    Territory,
+    Website,
+)
 
 
 class DealStatus(Enum):
@@ -22,21 +30,22 @@ class DealStatus(Enum):
 
 class DealDocument(CrmDocument):
     deal_id: str
-    deal_number: int = Field(alias="dealNumber")
+    # None on a deal stored without it, until the start-up migration numbers it.
+    deal_number: int | None = Field(default=None, alias="dealNumber")
     lead_id: str | None = None
     status: DealStatus = DealStatus.QUALIFICATION
     deal_owner: str | None = Field(default=None, alias="dealOwner")
-    # Copied from the lead at conversion (the lead's same-named fields).
-    organization: str | None = None
-    website: str | None = None
-    territory: str | None = None
-    industry: str | None = None
-    source: str | None = None
-    no_of_employees: str | None = Field(default=None, alias="noOfEmployees")
-    annual_revenue: float | None = Field(default=None, alias="annualRevenue")
+    # Copied from the lead at conversion: declared with the lead's own field types.
+    organization: Organization = None
+    website: Website = None
+    territory: Territory = None
+    industry: Industry = None
+    source: Source = None
+    no_of_employees: NoOfEmployees = None
+    annual_revenue: AnnualRevenue = None
     organization_id: PydanticObjectId | None = Field(default=None, alias="organizationId")
     contact_id: PydanticObjectId | None = Field(default=None, alias="contactId")
-    created_at: datetime = Field(alias="createdAt")
+    created_at: StoredDateTime = Field(alias="createdAt")
     created_by: str | None = Field(default=None, alias="createdBy")
 
     class Settings:

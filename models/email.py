@@ -1,12 +1,11 @@
 """The `lead_emails` collection."""
 
-from datetime import datetime
 from enum import Enum
 
 from pydantic import Field
 from pymongo import IndexModel
 
-from models.base import CrmDocument
+from models.base import CrmDocument, StoredDateTime
 
 
 class EmailStatus(Enum):
@@ -23,7 +22,7 @@ class EmailDocument(CrmDocument):
     bcc: str | None = None
     subject: str
     body: str
-    timestamp: datetime
+    timestamp: StoredDateTime
     status: EmailStatus = EmailStatus.SENT
     sent_by: str | None = Field(default=None, alias="sentBy")
 

@@ -1,8 +1,6 @@
 """The `leads` collection."""
 
 from collections.abc import Mapping
-from datetime import datetime
-from enum import Enum
 from typing import Any
 
 import pymongo
@@ -11,44 +9,18 @@ from pymongo import IndexModel
 
 from models.activity import Activity
 from models.base import CrmDocument
+from models.fields import LeadFields
 
 # What a list without the timeline gets instead of `activities` (see services/leads.py).
 ACTIVITIES_COUNT = "activitiesCount"
 
 
-class LeadStatus(Enum):
-    NEW = "New"
-    CONTACTED = "Contacted"
-    NURTURE = "Nurture"
-    QUALIFIED = "Qualified"
-    UNQUALIFIED = "Unqualified"
-    JUNK = "Junk"
+class LeadDocument(CrmDocument, LeadFields):
+    """A stored lead: the catalog's fields (models/fields.py) and what only storage needs."""
 
-
-class LeadDocument(CrmDocument):
-    lead_id: str
     # The numeric part of lead_id: orders leads by id correctly past LEAD-999.
-    lead_number: int = Field(alias="leadNumber")
-    salutation: str | None = None
-    first_name: str = Field(alias="firstName")
-    last_name: str | None = Field(default=None, alias="lastName")
-    email: str | None = None
-    mobile: str | None = None
-    organization: str | None = None
-    website: str | None = None
-    job_title: str | None = Field(default=None, alias="jobTitle")
-    industry: str | None = None
-    source: str | None = None
-    status: LeadStatus = LeadStatus.NEW
-    gender: str | None = None
-    no_of_employees: str | None = Field(default=None, alias="noOfEmployees")
-    annual_revenue: float | None = Field(default=None, alias="annualRevenue")
-    territory: str | None = None
-    lead_owner: str | None = Field(default=None, alias="leadOwner")
-    created_at: datetime = Field(alias="createdAt")
-    created_by: str | None = Field(default=None, alias="createdBy")
-    updated_at: datetime = Field(alias="updatedAt")
-    converted_to_deal: bool = Field(default=False, alias="convertedToDeal")
+    # None on a lead the seed stored, until the start-up migration numbers it.
+    lead_number: int | None = Field(default=None, alias="leadNumber")
     deal_id: str | None = Field(default=None, alias="dealId")
     activities: list[Activity] = Field(default_factory=list)
     # Lists that do not show the timeline have the database count it instead of sending it.
@@ -83,10 +55,22 @@ class LeadDocument(CrmDocument):
             IndexModel([("leadNumber", 1), ("_id", 1)]),
             IndexModel([("annualRevenue", 1), ("_id", 1)]),
             IndexModel([("firstName", 1), ("_id", 1)]),
+            # The embedded engine sorts a page by walking one field's index (with createdAt_-1
+            # and leadNumber_1; models/embedded_engine.py): cost independent of the lead count.
+            IndexModel("updatedAt"),
+            IndexModel("annualRevenue"),
+            IndexModel("firstName"),
             # LeadFilter equality filters.
             IndexModel("leadOwner"),
+            # Record scope (services/policy.py): a sales user's pages, in any order.
+            IndexModel([("leadOwnerId", 1), ("createdAt", 1), ("_id", 1)]),
             IndexModel("source"),
             IndexModel("industry"),
             IndexModel("territory"),
             IndexModel("convertedToDeal"),
+            # Leads an import created (models/import_job.py): `importKey` is "<job>:<row>",
+            # unique, so a resumed batch never doubles a row (one field: the embedded engine
+            # checks a compound sparse unique index by scanning).
+            IndexModel("importKey", unique=True, sparse=True),
+            IndexModel("importJobId", sparse=True),
         ]

@@ -1,18 +1,16 @@
 """The `lead_notes` collection."""
 
-from datetime import datetime
-
 from pydantic import Field
 from pymongo import IndexModel
 
-from models.base import CrmDocument
+from models.base import CrmDocument, StoredDateTime
 
 
 class NoteDocument(CrmDocument):
     lead_id: str
     title: str | None = None
     content: str
-    created_at: datetime = Field(alias="createdAt")
+    created_at: StoredDateTime = Field(alias="createdAt")
     created_by: str | None = Field(default=None, alias="createdBy")
 
     class Settings:

@@ -1,18 +1,19 @@
 """The `organizations` collection: companies deals are made with."""
 
-from pydantic import Field
 from pymongo import IndexModel
 
 from models.base import CrmDocument
+from models.fields import AnnualRevenue, Industry, NoOfEmployees, Territory, Website
 
 
 class OrganizationDocument(CrmDocument):
     name: str
-    website: str | None = None
-    industry: str | None = None
-    no_of_employees: str | None = Field(default=None, alias="noOfEmployees")
-    annual_revenue: float | None = Field(default=None, alias="annualRevenue")
-    territory: str | None = None
+    # Copied from the lead at conversion: declared with the lead's own field types.
+    website: Website = None
+    industry: Industry = None
+    no_of_employees: NoOfEmployees = None
+    annual_revenue: AnnualRevenue = None
+    territory: Territory = None
 
     class Settings:
         name = "organizations"

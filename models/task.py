@@ -1,12 +1,11 @@
 """The `lead_tasks` collection."""
 
-from datetime import datetime
 from enum import Enum
 
 from pydantic import Field
 from pymongo import IndexModel
 
-from models.base import CrmDocument
+from models.base import CrmDocument, StoredDateTime
 
 
 class TaskStatus(Enum):
@@ -29,11 +28,11 @@ class TaskDocument(CrmDocument):
     description: str | None = None
     status: TaskStatus = TaskStatus.BACKLOG
     assigned_to: str | None = Field(default=None, alias="assignedTo")
-    due_date: datetime | None = Field(default=None, alias="dueDate")
+    due_date: StoredDateTime | None = Field(default=None, alias="dueDate")
     priority: TaskPriority = TaskPriority.MEDIUM
-    created_at: datetime = Field(alias="createdAt")
+    created_at: StoredDateTime = Field(alias="createdAt")
     created_by: str | None = Field(default=None, alias="createdBy")
-    updated_at: datetime | None = Field(default=None, alias="updatedAt")
+    updated_at: StoredDateTime | None = Field(default=None, alias="updatedAt")
 
     class Settings:
         name = "lead_tasks"

@@ -2,6 +2,8 @@
 
 The assets come from npm (versions pinned by `package-lock.json` in this folder) and are
 installed into `node_modules/` here by `ensure_assets()`, so the browser never needs a CDN.
+That is a build step (`crm build-playground`, the Docker build, the test session): serving
+never runs npm, and while the files are missing the page says how to build them.
 """
 
 import hashlib
@@ -36,7 +38,10 @@ ASSETS: Final[dict[str, str]] = {
 """Every file the asset route serves: URL name → path under ROOT. Nothing else is served."""
 
 MEDIA_TYPES: Final = {".js": "text/javascript", ".css": "text/css"}
-INSTALL_HINT: Final = "install Node.js with npm, then run `npm ci` in {root} or restart `crm serve`"
+BUILD_COMMAND: Final = "crm build-playground"
+INSTALL_HINT: Final = (
+    "install Node.js >= 20 with npm, then run `" + BUILD_COMMAND + "` (it runs `npm ci` in {root})"
+)
 # The npm-installed files match the lockfile of this stamp (`npm ci` wrote them from it).
 STAMP: Final = "node_modules/.crm-installed-lock"
 # Asset URLs carry a version (see asset_version), so browsers may cache them for good.
@@ -131,6 +136,19 @@ routes: list[BaseRoute] = [Route("/graphiql/{version}/{name}", asset, name="grap
 """The asset route(s) to mount on the app."""
 
 
+MISSING_PAGE: Final = """<!doctype html>
+<html lang="en"><meta charset="utf-8"><title>GraphiQL is not built</title>
+<h1>GraphiQL is not built</h1>
+<p>The GraphQL endpoint works (POST queries here with a bearer token); only the GraphiQL
+playground's browser files are missing (the server log says where they go). Build them once,
+with Node.js &ge; 20 and npm installed, then reload this page:</p>
+<pre>{command}</pre>
+<p>(In a source checkout: <code>uv run {command}</code>. The server never builds them itself.)</p>
+</html>
+"""
+"""The page served instead of GraphiQL while its npm files are missing (HTTP 503)."""
+
+
 def _is_loopback(request: Request) -> bool:
     try:
         return request.client is not None and ipaddress.ip_address(request.client.host).is_loopback
@@ -145,11 +163,11 @@ def render_page(request: Request, dev_token: str | None) -> Response:
     console anyway); anyone else gets the `Bearer ` placeholder to fill in.
     """
     if not assets_installed():
-        message = "The GraphiQL playground's files are not installed: " + INSTALL_HINT.format(
-            root=ROOT
+        return HTMLResponse(
+            MISSING_PAGE.format(command=html.escape(BUILD_COMMAND)),
+            status_code=503,
+            headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
         )
-        page = f"<!doctype html><title>GraphiQL not installed</title><p>{html.escape(message)}</p>"
-        return HTMLResponse(page, status_code=503, headers={"Cache-Control": "no-store"})
     token = dev_token if dev_token and _is_loopback(request) else ""
     config = {
         "endpoint": request.url.path,

@@ -7,9 +7,23 @@ from typing import Annotated, Any
 import strawberry
 
 from resolvers.context import Info
+from services.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 LeadIdArgument = Annotated[
     str, strawberry.argument(description='Human id of the lead, e.g. "LEAD-001".')
+]
+FirstArgument = Annotated[
+    int | None,
+    strawberry.argument(
+        description=f"Page size, 0 to {MAX_PAGE_SIZE} (default {DEFAULT_PAGE_SIZE})."
+    ),
+]
+AfterArgument = Annotated[
+    str | None,
+    strawberry.argument(
+        description="Start after this cursor (`pageInfo.endCursor` or an edge's `cursor`), "
+        "from a list asked for with the same filter and order."
+    ),
 ]
 ExpectedUpdatedAtArgument = Annotated[
     datetime | None,

@@ -6,16 +6,18 @@ import strawberry
 
 from resolvers.arguments import LeadIdArgument, provided
 from resolvers.context import Info
-from resolvers.permissions import admin_field
+from resolvers.permissions import permission_field
 from schema.call import LogCallInput, LogCallPayload
 from services.calls import log_call
+from services.policy import Action
 
 
 @strawberry.type
 class CallMutation:
-    @admin_field(
+    @permission_field(
+        Action.WRITE,
         description="Log a call with a lead (a CALL_LOGGED entry). Errors: NOT_FOUND, "
-        "BAD_USER_INPUT."
+        "BAD_USER_INPUT.",
     )
     async def log_call(
         self,

@@ -1,6 +1,6 @@
 """What every resolver gets as `info.context`: the caller and this request's loaders."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from strawberry.types import Info as StrawberryInfo
 
@@ -17,6 +17,15 @@ class Context:
     """A WebSocket's `connection_init` payload (where its token travels)."""
     limits: Limits = field(default_factory=Limits)
     """The app's request limits, checked by `api.limits.QueryLimits`."""
+
+    def for_operation(self) -> "Context":
+        """A copy for one operation: the same caller and limits, loaders of its own.
+
+        Each operation of an HTTP batch and each over a WebSocket gets one, so a loader never
+        serves what it cached before another operation's writes, and a subscription that
+        renews its loaders for each event renews only its own.
+        """
+        return replace(self, loaders=Loaders())
 
     @property
     def user(self) -> Viewer:

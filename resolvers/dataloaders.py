@@ -1,10 +1,9 @@
 """Per-request DataLoaders: nested fields of N leads cost one query per field, not N."""
 
-from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from beanie import PydanticObjectId, SortDirection
+from beanie import PydanticObjectId
 from strawberry.dataloader import DataLoader
 
 from models.base import CrmDocument
@@ -15,9 +14,8 @@ from models.email import EmailDocument
 from models.note import NoteDocument
 from models.organization import OrganizationDocument
 from models.task import TaskDocument
-
-# One round trip for a whole batch: the driver's default first batch is 101 documents.
-BATCH_SIZE = 10_000
+from services.children import BATCH_SIZE, children_of
+from services.documents import decode_each
 
 
 def children_by_lead_id[D: CrmDocument](
@@ -26,15 +24,8 @@ def children_by_lead_id[D: CrmDocument](
     """Batch function: each lead's child documents (emails, calls…), newest first."""
 
     async def load(lead_ids: Sequence[str]) -> list[list[D]]:
-        found = await (
-            document.find({"lead_id": {"$in": list(lead_ids)}}, batch_size=BATCH_SIZE)
-            .sort([(newest_first_by, SortDirection.DESCENDING), ("_id", SortDirection.DESCENDING)])
-            .to_list()
-        )
-        grouped: dict[str, list[D]] = defaultdict(list)
-        for child in found:
-            grouped[child.lead_id].append(child)
-        return [grouped[lead_id] for lead_id in lead_ids]
+        grouped = await children_of(document, lead_ids, newest_first_by)
+        return [grouped.get(lead_id, []) for lead_id in lead_ids]
 
     return load
 
@@ -45,9 +36,10 @@ def one_by_key[D: CrmDocument, K](
     """Batch function: the document whose `stored_key` equals each key, or None."""
 
     async def load(keys: Sequence[K]) -> list[D | None]:
-        found = await document.find(
+        cursor = document.get_pymongo_collection().find(
             {stored_key: {"$in": list(keys)}}, batch_size=BATCH_SIZE
-        ).to_list()
+        )
+        found = decode_each(document, await cursor.to_list())
         by_key = {getattr(item, attribute): item for item in found}
         return [by_key.get(key) for key in keys]
 

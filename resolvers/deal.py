@@ -5,56 +5,59 @@ from typing import Annotated
 import strawberry
 
 from models.deal import DealDocument
-from resolvers.arguments import LeadIdArgument, provided
+from resolvers.arguments import AfterArgument, FirstArgument, LeadIdArgument, provided
 from resolvers.context import Info
-from resolvers.permissions import admin_field
+from resolvers.permissions import permission_field
 from schema.common import Connection
 from schema.deal import ConvertLeadInput, ConvertLeadPayload, Deal
 from services import deals
 from services.conversion import convert_lead
 from services.pagination import DEFAULT_PAGE_SIZE
+from services.policy import Action
 
 
 @strawberry.type
 class DealQuery:
-    @admin_field(
+    @permission_field(
+        Action.READ,
         graphql_type=Deal | None,
-        description="One deal by its deal id; null with a NOT_FOUND error when there is none.",
+        description="One deal by its deal id; null with a NOT_FOUND error when there is none "
+        "(or when its lead is not in the caller's scope).",
     )
     async def deal(
         self,
+        info: Info,
         deal_id: Annotated[
             str, strawberry.argument(description='Human id of the deal, e.g. "DEAL-001".')
         ],
     ) -> DealDocument:
-        return await deals.get_deal(deal_id)
+        return await deals.get_deal(info.context.user, deal_id)
 
-    @admin_field(
-        description="Deals, newest first, a page at a time. Errors: BAD_USER_INPUT for a "
-        "`first` out of range or a foreign `after` cursor."
+    @permission_field(
+        Action.READ,
+        description="Deals whose lead is in the caller's scope, newest first, a page at a "
+        "time. Errors: BAD_USER_INPUT for a `first` out of range or a foreign `after` cursor.",
     )
     async def deals(
         self,
-        first: Annotated[
-            int | None, strawberry.argument(description="Page size, 0 to 100 (default 20).")
-        ] = DEFAULT_PAGE_SIZE,
-        after: Annotated[
-            str | None,
-            strawberry.argument(
-                description="Start after this cursor (`pageInfo.endCursor` or an edge's `cursor`)."
-            ),
-        ] = None,
+        info: Info,
+        first: FirstArgument = DEFAULT_PAGE_SIZE,
+        after: AfterArgument = None,
     ) -> Connection[Deal]:
-        page = await deals.list_deals(first=first, after=after)
-        return Connection(page=page, order=deals.DEAL_ORDER, count=deals.count_deals)
+        viewer = info.context.user
+        page = await deals.list_deals(viewer, first=first, after=after)
+        return Connection(
+            page=page, order=deals.DEAL_ORDER, count=lambda: deals.count_deals(viewer)
+        )
 
 
 @strawberry.type
 class DealMutation:
-    @admin_field(
+    @permission_field(
+        Action.WRITE,
         description="Turn a lead into a deal (status QUALIFIED, a CONVERTED_TO_DEAL entry). "
         "Errors: NOT_FOUND (lead, organization or contact), BAD_USER_INPUT, CONFLICT "
-        "(already converted)."
+        "(already converted).",
     )
     async def convert_lead_to_deal(
         self,

@@ -6,16 +6,18 @@ import strawberry
 
 from resolvers.arguments import LeadIdArgument, provided
 from resolvers.context import Info
-from resolvers.permissions import admin_field
+from resolvers.permissions import permission_field
 from schema.email import SendEmailInput, SendEmailPayload
 from services.emails import send_email
+from services.policy import Action
 
 
 @strawberry.type
 class EmailMutation:
-    @admin_field(
+    @permission_field(
+        Action.WRITE,
         description="Send an email to a lead (an EMAIL_SENT entry). Errors: NOT_FOUND, "
-        "BAD_USER_INPUT."
+        "BAD_USER_INPUT.",
     )
     async def send_email(
         self,

@@ -6,15 +6,17 @@ import strawberry
 
 from resolvers.arguments import LeadIdArgument, provided
 from resolvers.context import Info
-from resolvers.permissions import admin_field
+from resolvers.permissions import permission_field
 from schema.note import CreateNoteInput, CreateNotePayload
 from services.notes import create_note
+from services.policy import Action
 
 
 @strawberry.type
 class NoteMutation:
-    @admin_field(
-        description="Add a note to a lead (a NOTE_ADDED entry). Errors: NOT_FOUND, BAD_USER_INPUT."
+    @permission_field(
+        Action.WRITE,
+        description="Add a note to a lead (a NOTE_ADDED entry). Errors: NOT_FOUND, BAD_USER_INPUT.",
     )
     async def create_note(
         self,

@@ -7,23 +7,27 @@ import strawberry
 
 from resolvers.context import Info
 from resolvers.dataloaders import Loaders
-from resolvers.permissions import IsAdmin
+from resolvers.permissions import permission_subscription
 from schema.subscription import LeadActivityEvent
+from services.api_keys import require_active
 from services.events import LeadActivityEvent as Event
-from services.events import hub
-from services.leads import get_lead
+from services.leads import lead_activity
+from services.policy import Action
 
 
 @strawberry.type
 class LeadSubscription:
-    @strawberry.subscription(
+    @permission_subscription(
+        Action.READ,
         graphql_type=LeadActivityEvent,
-        permission_classes=[IsAdmin],
         description=(
-            "Every new timeline entry, as mutations write it: of one lead, or of all leads when "
-            "`leadId` is omitted. Over graphql-transport-ws at /graphql; the token goes in the "
-            'connection_init payload as {"Authorization": "Bearer <token>"}. Errors: NOT_FOUND '
-            "(unknown lead), FORBIDDEN, UNAUTHENTICATED (the token expired meanwhile)."
+            "Every new timeline entry, as mutations write it: of one lead, or of all leads in "
+            "the caller's scope when `leadId` is omitted (a sales user: their own leads, and "
+            "the ASSIGNED entry that moves one away from them). Over graphql-transport-ws at "
+            "/graphql; the token goes in the connection_init payload as "
+            '{"Authorization": "Bearer <token>"}. Errors: NOT_FOUND '
+            "(unknown lead, or not in scope), FORBIDDEN, UNAUTHENTICATED (the token expired, "
+            "or the API key was revoked, meanwhile)."
         ),
     )
     async def lead_activity(
@@ -34,10 +38,9 @@ class LeadSubscription:
             strawberry.argument(description='Human id of the lead ("LEAD-001"); omit for all.'),
         ] = None,
     ) -> AsyncGenerator[Event]:
-        if lead_id is not None:
-            await get_lead(lead_id)
-        async for event in hub.subscribe(lead_id):
-            info.context.user.require_unexpired()
-            # Each event is resolved afresh: loaders cache for one event, not the connection.
+        async for event in lead_activity(info.context.user, lead_id):
+            await require_active(info.context.user)
+            # Each event is resolved afresh: loaders cache for one event, not the whole stream
+            # (the context is this operation's own: api.graphql.OperationHandler).
             info.context.loaders = Loaders()
             yield event

@@ -6,16 +6,18 @@ import strawberry
 
 from resolvers.arguments import ExpectedUpdatedAtArgument, LeadIdArgument, provided
 from resolvers.context import Info
-from resolvers.permissions import admin_field
+from resolvers.permissions import permission_field
 from schema.task import CreateTaskInput, CreateTaskPayload, UpdateTaskInput, UpdateTaskPayload
+from services.policy import Action
 from services.tasks import create_task, update_task
 
 
 @strawberry.type
 class TaskMutation:
-    @admin_field(
+    @permission_field(
+        Action.WRITE,
         description="Create a task on a lead (a TASK_CREATED entry). Errors: NOT_FOUND, "
-        "BAD_USER_INPUT."
+        "BAD_USER_INPUT.",
     )
     async def create_task(
         self,
@@ -26,10 +28,11 @@ class TaskMutation:
         task, lead = await create_task(info.context.user, lead_id, provided(input))
         return CreateTaskPayload(task=task, lead=lead)
 
-    @admin_field(
+    @permission_field(
+        Action.WRITE,
         description="Change a task (one TASK_UPDATED entry on its lead; none when nothing "
         "changes). Errors: NOT_FOUND, BAD_USER_INPUT, CONFLICT (changed since "
-        "`expectedUpdatedAt`: reload; or busy task: retry)."
+        "`expectedUpdatedAt`: reload; or busy task: retry).",
     )
     async def update_task(
         self,

@@ -22,6 +22,9 @@ describe_values(
     TASK_UPDATED="A task of the lead changed; the description lists the changed fields.",
     NOTE_ADDED="A note was added to the lead.",
     CONVERTED_TO_DEAL="The lead was converted to a deal.",
+    ASSIGNED="The lead got another owner (assignLead, assignLeads); `field` is leadOwnerId, "
+    "`oldValue`/`newValue` the previous and new owner's user id (null: no owner), the "
+    "description names both.",
 )
 
 

@@ -14,6 +14,7 @@ class ViewerType:
         description="The token's `email` claim: the `from` of emails this user sends."
     )
     role: str = strawberry.field(
-        description="The token's `role` claim (empty when absent); `admin` is needed for "
-        "every operation but `me`."
+        description="The token's `role` claim (empty when absent), or the API key's role: "
+        "`admin`, `manager`, `sales` or `viewer` (README: Teams); any other role may call "
+        "`me` only."
     )

@@ -7,11 +7,13 @@ from strawberry import Parent
 
 from models.contact import ContactDocument
 from models.deal import DealDocument, DealStatus
+from models.fields import copied_from_lead
 from models.lead import LeadDocument
 from models.organization import OrganizationDocument
 from resolvers.context import Info
 from resolvers.dataloaders import load_optional
 from schema.common import describe_values
+from schema.fields import catalog_fields
 from schema.lead import Lead
 
 strawberry.enum(DealStatus, description="Stage of a deal in the pipeline.")
@@ -28,30 +30,20 @@ describe_values(
 
 
 @strawberry.type(description="A company deals are made with.")
+@catalog_fields(OrganizationDocument, copied_from_lead(OrganizationDocument))
 class Organization:
     id: strawberry.ID = strawberry.field(
         description="Database id (ObjectId hex); pass it as ConvertLeadInput.organizationId."
     )
     name: str = strawberry.field(description="Company name; unique.")
-    website: str | None = strawberry.field(description="Company website.")
-    industry: str | None = strawberry.field(description="Industry.")
-    no_of_employees: str | None = strawberry.field(description='A range, e.g. "100-500".')
-    annual_revenue: float | None = strawberry.field(description="Annual revenue.")
-    territory: str | None = strawberry.field(description="Sales territory (region).")
 
 
 @strawberry.type(description="A person deals are made with.")
+@catalog_fields(ContactDocument, copied_from_lead(ContactDocument))
 class Contact:
     id: strawberry.ID = strawberry.field(
         description="Database id (ObjectId hex); pass it as ConvertLeadInput.contactId."
     )
-    salutation: str | None = strawberry.field(description='Form of address, e.g. "Mr", "Dr".')
-    first_name: str = strawberry.field(description="First name.")
-    last_name: str | None = strawberry.field(description="Last name.")
-    email: str | None = strawberry.field(description="Email address; unique when set.")
-    mobile: str | None = strawberry.field(description="Mobile number.")
-    job_title: str | None = strawberry.field(description="Job title.")
-    gender: str | None = strawberry.field(description="Gender, free text.")
 
     @strawberry.field(graphql_type=Organization | None, description="The company they work for.")
     async def organization(
@@ -61,6 +53,12 @@ class Contact:
 
 
 @strawberry.type(description="An opportunity, made from a converted lead.")
+@catalog_fields(
+    DealDocument,
+    # `organization` is the linked Organization below, not the copied name.
+    [name for name in copied_from_lead(DealDocument) if name != "organization"],
+    describe=lambda description: f"Copied from the lead: {description[0].lower()}{description[1:]}",
+)
 class Deal:
     id: strawberry.ID = strawberry.field(description="Database id (ObjectId hex).")
     deal_id: str = strawberry.field(description='Human id, "DEAL-001".')
@@ -71,12 +69,6 @@ class Deal:
     deal_owner: str | None = strawberry.field(
         description="Name of the user who owns the deal; by default the lead's owner."
     )
-    annual_revenue: float | None = strawberry.field(description="Copied from the lead.")
-    website: str | None = strawberry.field(description="Copied from the lead.")
-    territory: str | None = strawberry.field(description="Copied from the lead.")
-    industry: str | None = strawberry.field(description="Copied from the lead.")
-    source: str | None = strawberry.field(description="Copied from the lead.")
-    no_of_employees: str | None = strawberry.field(description="Copied from the lead.")
     created_at: datetime = strawberry.field(description="When the lead was converted.")
     created_by: str | None = strawberry.field(description="Name of the user who converted it.")
 

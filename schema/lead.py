@@ -9,13 +9,15 @@ from strawberry import Parent
 from models.call import CallDocument
 from models.deal import DealDocument
 from models.email import EmailDocument
-from models.lead import LeadDocument, LeadStatus
+from models.fields import LeadFields, LeadStatus
+from models.lead import LeadDocument
 from models.note import NoteDocument
 from models.task import TaskDocument
 from resolvers.context import Info
 from resolvers.dataloaders import load_optional
 from schema.activity import Activity, TimelineEntry, timeline
 from schema.common import OrderDirection, describe_values
+from schema.fields import catalog_fields, create_input_fields, update_input_fields
 from services import leads
 from services.leads import LeadOrderField
 
@@ -54,37 +56,9 @@ DealType = Annotated["Deal", strawberry.lazy("schema.deal")]
 
 
 @strawberry.type(description="A prospective customer, with everything done with them.")
+@catalog_fields(LeadFields)
 class Lead:
     id: strawberry.ID = strawberry.field(description="Database id (ObjectId hex).")
-    lead_id: str = strawberry.field(description='Human id, "LEAD-001".')
-    salutation: str | None = strawberry.field(description='Form of address, e.g. "Mr", "Dr".')
-    first_name: str = strawberry.field(description="First name; never empty.")
-    last_name: str | None = strawberry.field(description="Last name.")
-    email: str | None = strawberry.field(
-        description="Email address; sendEmail's default recipient."
-    )
-    mobile: str | None = strawberry.field(description="Mobile number; logCall's default `phone`.")
-    organization: str | None = strawberry.field(description="Company name.")
-    website: str | None = strawberry.field(description="Company website.")
-    job_title: str | None = strawberry.field(description="Job title.")
-    industry: str | None = strawberry.field(description="Industry of the company.")
-    source: str | None = strawberry.field(description="Where the lead came from.")
-    status: LeadStatus = strawberry.field(description="Where the lead stands.")
-    gender: str | None = strawberry.field(description="Gender, free text.")
-    no_of_employees: str | None = strawberry.field(description='A range, e.g. "100-500".')
-    annual_revenue: float | None = strawberry.field(
-        description="Annual revenue of the company; never negative."
-    )
-    territory: str | None = strawberry.field(description="Sales territory (region).")
-    lead_owner: str | None = strawberry.field(description="Name of the user who owns the lead.")
-    created_at: datetime = strawberry.field(description="When the lead was created.")
-    created_by: str | None = strawberry.field(description="User id of the creator.")
-    updated_at: datetime = strawberry.field(
-        description="When the lead or its timeline last changed (a sent email counts too)."
-    )
-    converted_to_deal: bool = strawberry.field(
-        description="Whether the lead was converted to a deal (see `deal`)."
-    )
 
     @strawberry.field(description="First and last name.")
     def full_name(self, root: Parent[LeadDocument]) -> str:
@@ -127,6 +101,11 @@ class LeadFilter:
     lead_owner: str | None = strawberry.field(
         default=None, description="Exactly this owner name (case-sensitive)."
     )
+    lead_owner_id: str | None = strawberry.field(
+        default=None,
+        description="Exactly this owner's user id. Never widens the caller's scope: a sales "
+        "user asking for another owner's id gets no leads.",
+    )
     source: str | None = strawberry.field(
         default=None, description="Exactly this source (case-sensitive)."
     )
@@ -164,96 +143,18 @@ class LeadOrder:
     description="A new lead. Only firstName is required. Strings are trimmed; blank optional "
     "strings are stored as null."
 )
+@create_input_fields(LeadFields)
 class CreateLeadInput:
-    first_name: str = strawberry.field(description="Required, at most 100 characters.")
-    salutation: str | None = strawberry.field(
-        default=None, description='Form of address ("Mr", "Dr"), at most 20 characters.'
-    )
-    last_name: str | None = strawberry.field(default=None, description="At most 100 characters.")
-    email: str | None = strawberry.field(
-        default=None, description="An address like name@example.com, at most 254 characters."
-    )
-    mobile: str | None = strawberry.field(
-        default=None, description="Digits, spaces and + ( ) . - only; 3 to 32 characters."
-    )
-    organization: str | None = strawberry.field(
-        default=None, description="Company name, at most 200 characters."
-    )
-    website: str | None = strawberry.field(default=None, description="At most 2048 characters.")
-    job_title: str | None = strawberry.field(default=None, description="At most 200 characters.")
-    industry: str | None = strawberry.field(default=None, description="At most 100 characters.")
-    source: str | None = strawberry.field(
-        default=None, description="Where the lead came from, at most 100 characters."
-    )
-    status: LeadStatus = strawberry.field(default=LeadStatus.NEW, description="Defaults to NEW.")
-    gender: str | None = strawberry.field(default=None, description="At most 50 characters.")
-    no_of_employees: str | None = strawberry.field(
-        default=None, description='A range, e.g. "100-500"; at most 50 characters.'
-    )
-    annual_revenue: float | None = strawberry.field(
-        default=None, description="Must not be negative."
-    )
-    territory: str | None = strawberry.field(default=None, description="At most 100 characters.")
-    lead_owner: str | None = strawberry.field(
-        default=None,
-        description="Owner's name, at most 200 characters; defaults to the caller's name.",
-    )
+    pass
 
 
 @strawberry.input(
     description="Changes to a lead: omitted fields stay, null (or a blank string) clears a "
     "field. Limits as in CreateLeadInput."
 )
+@update_input_fields(LeadFields)
 class UpdateLeadInput:
-    first_name: str | None = strawberry.field(
-        default=strawberry.UNSET, description="Cannot be cleared; at most 100 characters."
-    )
-    salutation: str | None = strawberry.field(
-        default=strawberry.UNSET, description="At most 20 characters."
-    )
-    last_name: str | None = strawberry.field(
-        default=strawberry.UNSET, description="At most 100 characters."
-    )
-    email: str | None = strawberry.field(
-        default=strawberry.UNSET, description="An address like name@example.com."
-    )
-    mobile: str | None = strawberry.field(
-        default=strawberry.UNSET, description="Digits, spaces and + ( ) . - only."
-    )
-    organization: str | None = strawberry.field(
-        default=strawberry.UNSET, description="Company name, at most 200 characters."
-    )
-    website: str | None = strawberry.field(
-        default=strawberry.UNSET, description="At most 2048 characters."
-    )
-    job_title: str | None = strawberry.field(
-        default=strawberry.UNSET, description="At most 200 characters."
-    )
-    industry: str | None = strawberry.field(
-        default=strawberry.UNSET, description="At most 100 characters."
-    )
-    source: str | None = strawberry.field(
-        default=strawberry.UNSET, description="At most 100 characters."
-    )
-    status: LeadStatus | None = strawberry.field(
-        default=strawberry.UNSET,
-        description="Cannot be null; a change is recorded as STATUS_CHANGED.",
-    )
-    gender: str | None = strawberry.field(
-        default=strawberry.UNSET, description="At most 50 characters."
-    )
-    no_of_employees: str | None = strawberry.field(
-        default=strawberry.UNSET, description='A range, e.g. "100-500".'
-    )
-    annual_revenue: float | None = strawberry.field(
-        default=strawberry.UNSET, description="Must not be negative."
-    )
-    territory: str | None = strawberry.field(
-        default=strawberry.UNSET, description="At most 100 characters."
-    )
-    lead_owner: str | None = strawberry.field(
-        default=strawberry.UNSET, description="Owner's name, at most 200 characters."
-    )
+    pass
 
 
 @strawberry.type(description="The created lead.")
@@ -267,6 +168,14 @@ class CreateLeadPayload:
 class UpdateLeadPayload:
     lead: LeadDocument = strawberry.field(
         graphql_type=Lead, description="The lead after the change, with its new entries."
+    )
+
+
+@strawberry.type(description="How many leads assignLeads gave the new owner.")
+class AssignLeadsPayload:
+    count: int = strawberry.field(
+        description="Leads assigned (each has an ASSIGNED entry); leads the owner already "
+        "had are not counted."
     )
 
 

@@ -10,10 +10,12 @@ from strawberry.types import ExecutionContext
 from api.errors import InputErrorCodes, error_code
 from api.limits import QueryLimits
 from observability.metrics import graphql_metrics
+from resolvers.api_key import ApiKeyMutation, ApiKeyQuery
 from resolvers.auth import AuthQuery
 from resolvers.call import CallMutation
 from resolvers.deal import DealMutation, DealQuery
 from resolvers.email import EmailMutation
+from resolvers.imports import ImportMutation, ImportQuery, ImportSubscription
 from resolvers.lead import LeadMutation, LeadQuery
 from resolvers.note import NoteMutation
 from resolvers.subscription import LeadSubscription
@@ -21,18 +23,33 @@ from resolvers.task import TaskMutation
 from schema.common import DateTime
 
 
-@strawberry.type(description="Reads. Every field but `me` needs the admin role (else FORBIDDEN).")
-class Query(AuthQuery, LeadQuery, DealQuery):
+@strawberry.type(
+    description="Reads. Each field declares the permission it needs (README: Teams); a lead "
+    "out of the caller's scope is NOT_FOUND, never FORBIDDEN."
+)
+class Query(AuthQuery, LeadQuery, DealQuery, ApiKeyQuery, ImportQuery):
     pass
 
 
-@strawberry.type(description="Writes. All need the admin role; each returns the changed lead.")
-class Mutation(LeadMutation, EmailMutation, CallMutation, TaskMutation, NoteMutation, DealMutation):
+@strawberry.type(
+    description="Writes. Each field declares the permission it needs (README: Teams); lead "
+    "mutations return the changed lead."
+)
+class Mutation(
+    LeadMutation,
+    EmailMutation,
+    CallMutation,
+    TaskMutation,
+    NoteMutation,
+    DealMutation,
+    ApiKeyMutation,
+    ImportMutation,
+):
     pass
 
 
 @strawberry.type(description="Live updates over graphql-transport-ws at /graphql.")
-class Subscription(LeadSubscription):
+class Subscription(LeadSubscription, ImportSubscription):
     pass
 
 

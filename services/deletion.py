@@ -1,9 +1,9 @@
 """Deleting a lead with everything that hangs off it, leaving no orphan.
 
-The work is a list of steps (`STEPS`). On a replica set or sharded cluster they run in one
-transaction: all or nothing. Elsewhere (a standalone, the embedded engine) their order keeps
-every state a crash can leave orphan-free, and each can run again, so a retried deleteLead
-finishes what an interrupted one started:
+The work is a list of steps (`STEPS`, run as services/steps.py describes). On a replica set
+or sharded cluster they run in one transaction: all or nothing. Elsewhere (a standalone, the
+embedded engine) their order keeps every state a crash can leave orphan-free, and each can
+run again, so a retried deleteLead finishes what an interrupted one started:
 
 1. read the lead (and how many timeline entries it has);
 2. delete its emails, calls, tasks and notes, one step each: a crash leaves the lead;
@@ -16,12 +16,10 @@ For a lead already gone the same steps delete what is left of it; the answer is 
 """
 
 import logging
-import weakref
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
@@ -31,7 +29,11 @@ from models.email import EmailDocument
 from models.lead import LeadDocument
 from models.note import NoteDocument
 from models.task import TaskDocument
+from services import policy
 from services.errors import Conflict, not_found
+from services.policy import Action
+from services.steps import Step, in_transaction_if_supported, run_steps
+from services.viewer import Viewer
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +67,6 @@ class Deletion:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CHILDREN, 0))
 
 
-@dataclass(frozen=True)
-class Step:
-    name: str
-    run: Callable[[Deletion], Awaitable[None]]
-
-
 class LeadChanged(Exception):
     """A child was added to the lead after its collection was emptied: start over."""
 
@@ -85,7 +81,7 @@ async def _read_lead(run: Deletion) -> None:
     )
 
 
-def _children_step(name: str, document: type[CrmDocument]) -> Step:
+def _children_step(name: str, document: type[CrmDocument]) -> Step[Deletion]:
     async def delete(run: Deletion) -> None:
         collection = document.get_pymongo_collection()
         result = await collection.delete_many({"lead_id": run.lead_id}, session=run.session)
@@ -119,7 +115,7 @@ async def _sweep(run: Deletion) -> None:
         await step.run(run)
 
 
-STEPS: tuple[Step, ...] = (
+STEPS: tuple[Step[Deletion], ...] = (
     Step("read lead", _read_lead),
     *CHILD_STEPS,
     Step("delete lead", _delete_lead),
@@ -130,40 +126,21 @@ STEPS: tuple[Step, ...] = (
 async def _run_steps(run: Deletion) -> Deletion:
     for _ in range(MAX_ATTEMPTS):
         try:
-            for step in STEPS:
-                await step.run(run)
+            await run_steps(STEPS, run)
         except LeadChanged:
             continue
         return run
     raise Conflict(f"Lead {run.lead_id!r} is being changed by others; retry")
 
 
-_TRANSACTIONAL: weakref.WeakKeyDictionary[AsyncMongoClient[Any], bool] = weakref.WeakKeyDictionary()
-
-
-async def supports_transactions(client: AsyncMongoClient[Any]) -> bool:
-    """Replica sets and sharded clusters do; asked once per client.
-
-    A standalone does not. Nor does the embedded engine for our use, though it has
-    transactions: it answers `hello` as a standalone, and while one session's transaction
-    is open every other session's command fails (mongoeco 4.11, measured), which would fail
-    concurrent requests instead of waiting for them.
-    """
-    if client not in _TRANSACTIONAL:
-        hello = await client.admin.command("hello")
-        _TRANSACTIONAL[client] = "setName" in hello or hello.get("msg") == "isdbgrid"
-    return _TRANSACTIONAL[client]
-
-
-async def delete_lead(lead_id: str) -> DeletedLead:
+async def delete_lead(viewer: Viewer, lead_id: str) -> DeletedLead:
     """NOT_FOUND when there is no such lead; its leftover children are deleted all the same."""
-    client = _leads().database.client
-    if await supports_transactions(client):
-        async with client.start_session() as session:
-            # with_transaction re-runs the callback on transient errors: fresh state each time.
-            run = await session.with_transaction(lambda s: _run_steps(Deletion(lead_id, s)))
-    else:
-        run = await _run_steps(Deletion(lead_id))
+    policy.require(viewer, Action.DELETE)
+    scope = policy.lead_scope(viewer)  # `{}` for every role that may delete, as of today
+    if scope and await _leads().find_one(policy.scoped(viewer, {"lead_id": lead_id})) is None:
+        raise not_found("Lead", lead_id)  # out of scope: not even its leftovers are touched
+    # A fresh Deletion per call: a transaction may be run again after a transient error.
+    run = await in_transaction_if_supported(lambda session: _run_steps(Deletion(lead_id, session)))
     if not run.lead_deleted:
         if any(run.counts.values()):
             log.warning(

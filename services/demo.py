@@ -15,7 +15,8 @@ from models.activity import Activity, ActivityType
 from models.base import CrmDocument, utc_now
 from models.call import CallDocument, CallStatus, CallType
 from models.email import EmailDocument
-from models.lead import LeadDocument, LeadStatus
+from models.fields import LeadStatus
+from models.lead import LeadDocument
 from models.note import NoteDocument
 from models.task import TaskDocument, TaskPriority, TaskStatus
 from services import sequence, timeline

@@ -12,9 +12,11 @@ class ErrorCode(StrEnum):
     CONFLICT = "CONFLICT"
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+    UNREADABLE_DOCUMENT = "UNREADABLE_DOCUMENT"
     BAD_REQUEST = "BAD_REQUEST"
     GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
     GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+    RATE_LIMITED = "RATE_LIMITED"
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,12 @@ class Conflict(DomainError):
 
 class ServiceUnavailable(DomainError):
     code = ErrorCode.SERVICE_UNAVAILABLE
+
+
+class UnreadableDocument(DomainError):
+    """A stored document this server cannot read (names it and why; `crm doctor` lists all)."""
+
+    code = ErrorCode.UNREADABLE_DOCUMENT
 
 
 class BadUserInput(DomainError):

@@ -1,7 +1,7 @@
 """Leads: look-ups, the list with filters and order, create, update, status."""
 
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -10,35 +10,23 @@ from pymongo.errors import DuplicateKeyError
 
 from models.activity import ActivityType
 from models.base import stored_fields, utc_now
-from models.lead import ACTIVITIES_COUNT, LeadDocument, LeadStatus
-from services import changes, sequence, timeline, versions
+from models.fields import LeadFields, LeadStatus, specs
+from models.lead import ACTIVITIES_COUNT, LeadDocument
+from services import changes, policy, sequence, timeline, versions
+from services.documents import decode
 from services.errors import BadUserInput, Conflict, FieldError, not_found
-from services.events import hub
+from services.events import LeadActivityEvent, hub
 from services.pagination import Order, Page, paginate
-from services.validation import NotNull, Number, Rule, Text, clean
+from services.policy import Action
+from services.validation import CONTROL_CHARACTERS, clean
 from services.viewer import Viewer
 
-LEAD_RULES: dict[str, Rule] = {
-    "salutation": Text(max_length=20),
-    "first_name": Text(max_length=100, required=True),
-    "last_name": Text(max_length=100),
-    "email": Text(max_length=254, format="email"),
-    "mobile": Text(max_length=32, format="phone"),
-    "organization": Text(max_length=200),
-    "website": Text(max_length=2048),
-    "job_title": Text(max_length=200),
-    "industry": Text(max_length=100),
-    "source": Text(max_length=100),
-    "gender": Text(max_length=50),
-    "no_of_employees": Text(max_length=50),
-    "annual_revenue": Number(maximum=1e15),  # beyond any company; keeps sums and sorts sane
-    "territory": Text(max_length=100),
-    "lead_owner": Text(max_length=200),
-    "status": NotNull(),
-}
+# What clients may write, with its limits: the catalog's writable fields.
+LEAD_RULES = specs(LeadFields, writable=True)
 # Writes that lose a race with another writer of the same lead are retried this often.
 MAX_WRITE_ATTEMPTS = 25
 MAX_SEARCH_WORDS = 10
+MAX_OWNER_ID_LENGTH = 200
 MAX_SEARCH_LENGTH = 200
 SEARCH_FIELDS = ("firstName", "lastName", "email", "organization", "lead_id")
 
@@ -57,11 +45,14 @@ def full_name(lead: LeadDocument) -> str:
     return " ".join(part for part in (lead.first_name, lead.last_name) if part)
 
 
-async def get_lead(lead_id: str) -> LeadDocument:
-    lead = await LeadDocument.find_one({"lead_id": lead_id})
-    if lead is None:
+async def get_lead(viewer: Viewer, lead_id: str) -> LeadDocument:
+    """The lead, if the viewer may read it; NOT_FOUND when absent or out of their scope."""
+    policy.require(viewer, Action.READ)
+    query = policy.scoped(viewer, {"lead_id": lead_id})
+    raw = await LeadDocument.get_pymongo_collection().find_one(query)
+    if raw is None:
         raise not_found("Lead", lead_id)
-    return lead
+    return decode(LeadDocument, raw, "Lead")
 
 
 def _literal(text: str) -> dict[str, str]:
@@ -79,9 +70,19 @@ def lead_query(filters: Mapping[str, Any]) -> dict[str, Any]:
         query.update(
             {"status": {"$in": [s.value for s in statuses]}} if statuses else {"_id": None}
         )
-    for name in ("lead_owner", "source", "industry", "territory", "converted_to_deal"):
+    for name in (
+        "lead_owner",
+        "lead_owner_id",
+        "source",
+        "industry",
+        "territory",
+        "converted_to_deal",
+    ):
         if filters.get(name) is not None:
             query.update(stored_fields(LeadDocument, {name: filters[name]}))
+    if filters.get("converted_to_deal") is False:
+        # The seed stored no flag on leads never converted: a missing flag means false.
+        query["convertedToDeal"] = {"$in": [False, None]}
     created: dict[str, Any] = {}
     if filters.get("created_after") is not None:
         created["$gte"] = filters["created_after"]
@@ -112,6 +113,7 @@ WITHOUT_TIMELINE = (
 
 
 async def list_leads(
+    viewer: Viewer,
     *,
     first: int | None,
     after: str | None,
@@ -119,19 +121,26 @@ async def list_leads(
     order: Order,
     with_timeline: bool,
 ) -> Page[LeadDocument]:
+    """A page of the leads in the viewer's scope that match `filters`."""
+    policy.require(viewer, Action.READ)
     reshape = () if with_timeline else WITHOUT_TIMELINE
-    return await paginate(
-        LeadDocument, lead_query(filters), order, first=first, after=after, reshape=reshape
-    )
+    query = policy.scoped(viewer, lead_query(filters))
+    return await paginate(LeadDocument, query, order, first=first, after=after, reshape=reshape)
 
 
-async def count_leads(filters: Mapping[str, Any]) -> int:
-    return await LeadDocument.find(lead_query(filters)).count()
+async def count_leads(viewer: Viewer, filters: Mapping[str, Any]) -> int:
+    policy.require(viewer, Action.READ)
+    return await LeadDocument.find(policy.scoped(viewer, lead_query(filters))).count()
 
 
-async def create_lead(viewer: Viewer, values: Mapping[str, object]) -> LeadDocument:
-    fields = clean(values, LEAD_RULES)
+async def create_lead(
+    viewer: Viewer, values: Mapping[str, object], *, owner_id: str | None = None
+) -> LeadDocument:
+    """A new lead owned by the caller, or by `owner_id` (who may assign leads only)."""
+    policy.require(viewer, Action.CREATE)
+    fields = clean(values, LEAD_RULES, required=True)
     fields.setdefault("status", LeadStatus.NEW)
+    fields["lead_owner_id"] = _owner_at_creation(viewer, owner_id, fields)
     if fields.get("lead_owner") is None:
         fields["lead_owner"] = viewer.name or viewer.id
     now = utc_now()
@@ -158,6 +167,21 @@ async def create_lead(viewer: Viewer, values: Mapping[str, object]) -> LeadDocum
     raise Conflict("Could not allocate a lead id; retry")
 
 
+def _owner_at_creation(viewer: Viewer, owner_id: str | None, fields: Mapping[str, Any]) -> str:
+    """`leadOwnerId` of a new lead: the creator's, or one given by a role that may assign."""
+    if owner_id is None or owner_id == viewer.id:
+        return viewer.id
+    policy.require(viewer, Action.ASSIGN)
+    owner_id = owner_id.strip()
+    if not owner_id or len(owner_id) > MAX_OWNER_ID_LENGTH or CONTROL_CHARACTERS.search(owner_id):
+        message = f"must be 1 to {MAX_OWNER_ID_LENGTH} characters"
+        raise BadUserInput([FieldError("leadOwnerId", message)])
+    if fields.get("lead_owner") is None:
+        message = "give the owner's name with leadOwnerId"
+        raise BadUserInput([FieldError("leadOwner", message)])
+    return owner_id
+
+
 async def update_lead(
     viewer: Viewer,
     lead_id: str,
@@ -169,6 +193,10 @@ async def update_lead(
 
     With `expected_updated_at`, only if the lead is still at that version (else CONFLICT).
     """
+    policy.require(viewer, Action.WRITE)
+    if "lead_owner_id" in values:
+        # Ownership moves only with its ASSIGNED entry (services/assignment.py).
+        raise BadUserInput([FieldError("leadOwnerId", "change it with assignLead")])
     fields = clean(values, LEAD_RULES)
     return await _write_fields(
         viewer, lead_id, fields, unchanged_too=False, expected=expected_updated_at
@@ -178,6 +206,7 @@ async def update_lead(
 async def update_lead_status(viewer: Viewer, lead_id: str, status: LeadStatus) -> LeadDocument:
     """Set the status; always one STATUS_CHANGED entry, also when the status stays the same,
     so every call leaves its trace on the timeline."""
+    policy.require(viewer, Action.WRITE)
     return await _write_fields(viewer, lead_id, {"status": status}, unchanged_too=True)
 
 
@@ -190,7 +219,7 @@ async def _write_fields(
     expected: datetime | None = None,
 ) -> LeadDocument:
     for _ in range(MAX_WRITE_ATTEMPTS):
-        lead = await get_lead(lead_id)
+        lead = await get_lead(viewer, lead_id)
         # Checked on every attempt: a write that missed because another got in first comes
         # back here and becomes CONFLICT, never a retry that overwrites what the client missed.
         versions.check("Lead", lead_id, lead.updated_at, expected)
@@ -204,7 +233,25 @@ async def _write_fields(
         ]
         # The expected version is part of the write's filter, so check and write are atomic.
         pinned = changes.pinned(lead, [*changed, "updated_at"] if expected else changed)
-        updated = await timeline.record(pinned, entries, changes=changed, at=now)
+        # The scope too: a lead assigned away meanwhile is not written (then NOT_FOUND).
+        updated = await timeline.record(
+            policy.scoped(viewer, pinned), entries, changes=changed, at=now
+        )
         if updated is not None:
             return updated
     raise Conflict(f"Lead {lead_id!r} is being changed by others; retry")
+
+
+async def lead_activity(viewer: Viewer, lead_id: str | None) -> AsyncIterator[LeadActivityEvent]:
+    """New timeline entries of one lead, or of every lead in the viewer's scope (None).
+
+    NOT_FOUND for a lead out of scope. Each event is checked against the lead as stored right
+    after its write, so a lead assigned away stops reaching its previous owner (after the
+    ASSIGNED entry itself: policy.sees_activity).
+    """
+    policy.require(viewer, Action.READ)
+    if lead_id is not None:
+        await get_lead(viewer, lead_id)
+    async for event in hub.subscribe(lead_id):
+        if policy.sees_activity(viewer, event.lead, event.lead.activities[event.number - 1]):
+            yield event

@@ -12,6 +12,7 @@ from bson import ObjectId, json_util
 from bson.errors import InvalidId
 
 from models.base import CrmDocument
+from services.documents import decode_each
 from services.errors import BadUserInput, FieldError
 
 DEFAULT_PAGE_SIZE = 20
@@ -117,9 +118,10 @@ async def paginate[D: CrmDocument](
         *reshape,
     ]
     cursor = await document.get_pymongo_collection().aggregate(pipeline)
-    found = [document.model_validate(raw) async for raw in cursor]
+    found = await cursor.to_list()
     return Page(
-        documents=found[:first],
+        # A document that cannot be read is skipped (and logged), never the whole page.
+        documents=decode_each(document, found[:first]),
         has_next_page=len(found) > first,
         has_previous_page=after is not None,
     )

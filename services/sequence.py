@@ -1,22 +1,24 @@
 """Human ids (`LEAD-001`, `DEAL-001`) from one atomic counter per kind."""
 
 from pymongo import ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
 
 from models.counter import Counter
 
 
-async def next_number(sequence: str) -> int:
+async def next_number(sequence: str, *, session: AsyncClientSession | None = None) -> int:
     """The next number of `sequence`; `$inc` on one document is atomic, so none repeats."""
-    return (await reserve(sequence, 1))[0]
+    return (await reserve(sequence, 1, session=session))[0]
 
 
-async def reserve(sequence: str, count: int) -> range:
+async def reserve(sequence: str, count: int, *, session: AsyncClientSession | None = None) -> range:
     """The next `count` numbers of `sequence`, in one atomic step."""
     counter = await Counter.get_pymongo_collection().find_one_and_update(
         {"_id": sequence},
         {"$inc": {"seq": count}},
         upsert=True,
         return_document=ReturnDocument.AFTER,
+        session=session,
     )
     assert counter is not None
     last = int(counter["seq"])

@@ -7,21 +7,24 @@ from pymongo import ReturnDocument
 
 from models.activity import ActivityType
 from models.base import stored_fields, utc_now
+from models.fields import Choice, FieldSpec, Text
 from models.lead import LeadDocument
 from models.task import TaskDocument
-from services import changes, timeline, versions
+from services import changes, policy, timeline, versions
 from services.children import add_to_lead
+from services.documents import decode
 from services.errors import Conflict, not_found
 from services.leads import get_lead
-from services.validation import NotNull, Rule, Text, clean, object_id
+from services.policy import Action
+from services.validation import clean, object_id
 from services.viewer import Viewer
 
-TASK_RULES: dict[str, Rule] = {
+TASK_RULES: dict[str, FieldSpec] = {
     "title": Text(max_length=200, required=True),
     "description": Text(max_length=10_000),
     "assigned_to": Text(max_length=200),
-    "status": NotNull(),
-    "priority": NotNull(),
+    "status": Choice(),
+    "priority": Choice(),
 }
 MAX_WRITE_ATTEMPTS = 25
 
@@ -29,8 +32,9 @@ MAX_WRITE_ATTEMPTS = 25
 async def create_task(
     viewer: Viewer, lead_id: str, values: Mapping[str, object]
 ) -> tuple[TaskDocument, LeadDocument]:
+    policy.require(viewer, Action.WRITE)
     fields = clean(values, TASK_RULES)
-    lead = await get_lead(lead_id)
+    lead = await get_lead(viewer, lead_id)
     now = utc_now()
     task = TaskDocument.model_validate(
         {
@@ -41,7 +45,13 @@ async def create_task(
             "updated_at": now,
         }
     )
-    return await add_to_lead(lead, task, timeline.task_created(task))
+    scope = policy.lead_scope(viewer)
+    return await add_to_lead(lead, task, timeline.task_created(task), scope=scope)
+
+
+async def _lead_in_scope(viewer: Viewer, lead_id: str) -> bool:
+    query = policy.scoped(viewer, {"lead_id": lead_id})
+    return await LeadDocument.get_pymongo_collection().find_one(query, {"_id": 1}) is not None
 
 
 def task_version(task: TaskDocument) -> datetime:
@@ -62,17 +72,22 @@ async def update_task(
 
     With `expected_updated_at`, only if the task is still at that version (else CONFLICT).
     """
+    policy.require(viewer, Action.WRITE)
     fields = clean(values, TASK_RULES)
     key = object_id(task_id)
+    scope = policy.lead_scope(viewer)
     for _ in range(MAX_WRITE_ATTEMPTS):
-        task = await TaskDocument.get(key)
-        if task is None:
+        raw_task = await TaskDocument.get_pymongo_collection().find_one({"_id": key})
+        if raw_task is None:
             raise not_found("Task", task_id)
+        task = decode(TaskDocument, raw_task, "Task")
+        if scope and not await _lead_in_scope(viewer, task.lead_id):
+            raise not_found("Task", task_id)  # a task is in scope when its lead is
         # Checked on every attempt, so a write that lost a race becomes CONFLICT, not a retry.
         versions.check("Task", task_id, task_version(task), expected_updated_at)
         changed = changes.diff(task, fields)
         if not changed:
-            return task, await get_lead(task.lead_id)
+            return task, await get_lead(viewer, task.lead_id)
         now = versions.next_version(task_version(task), utc_now())
         # The version read (null included) is pinned in the filter: check and write are atomic.
         pinned = [*changed, "updated_at"] if expected_updated_at else changed
@@ -94,7 +109,8 @@ async def update_task(
             by=viewer.name,
             at=now,
         )
-        lead = await timeline.record({"lead_id": task.lead_id}, [entry], at=now)
+        lead_filter = policy.scoped(viewer, {"lead_id": task.lead_id})
+        lead = await timeline.record(lead_filter, [entry], at=now)
         if lead is None:
             raise not_found("Lead", task.lead_id)
         return TaskDocument.model_validate(raw), lead

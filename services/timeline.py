@@ -4,7 +4,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from enum import Enum
 
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateOne
+from pymongo.asynchronous.client_session import AsyncClientSession
 
 from models.activity import Activity, ActivityType
 from models.base import stored_fields, to_bson, utc_now
@@ -13,6 +14,7 @@ from models.email import EmailDocument
 from models.lead import LeadDocument
 from models.note import NoteDocument
 from models.task import TaskDocument
+from services import versions
 from services.events import hub
 
 NOTE_PREVIEW_LENGTH = 60
@@ -101,27 +103,79 @@ def lead_field_changed(
     )
 
 
+def _update(
+    activities: list[Activity], changes: Mapping[str, object], at: datetime
+) -> list[dict[str, object]]:
+    """The write of `record`: an update pipeline, so the new version is computed from the
+    stored one. Values are literals: a client's "$name" is text, never a field path."""
+    update: dict[str, object] = {
+        name: {"$literal": value} for name, value in stored_fields(LeadDocument, changes).items()
+    }
+    update["updatedAt"] = versions.advanced("updatedAt", at)
+    update["activities"] = {
+        "$concatArrays": [{"$ifNull": ["$activities", []]}, {"$literal": to_bson(activities)}]
+    }
+    return [{"$set": update}]
+
+
 async def record(
     lead_filter: Mapping[str, object],
     activities: list[Activity],
     *,
     changes: Mapping[str, object] | None = None,
     at: datetime | None = None,
+    session: AsyncClientSession | None = None,
 ) -> LeadDocument | None:
-    """In one write: apply `changes` to the lead, append `activities`, bump `updatedAt`.
+    """In one write: apply `changes` to the lead, append `activities`, advance `updatedAt`.
 
+    `updatedAt` becomes `at` (default: now), or 1 ms after the stored one if that is not
+    earlier (versions.advanced): every write makes a new, later version whatever the clocks.
     Returns the updated lead, or None when no lead matches `lead_filter` (gone, or changed
     since it was read when the filter pins old values).
     """
-    update_set = stored_fields(LeadDocument, changes or {})
-    update_set["updatedAt"] = at or utc_now()
     raw = await LeadDocument.get_pymongo_collection().find_one_and_update(
         dict(lead_filter),
-        {"$set": update_set, "$push": {"activities": {"$each": to_bson(activities)}}},
+        _update(activities, changes or {}, at or utc_now()),
         return_document=ReturnDocument.AFTER,
+        session=session,
     )
     if raw is None:
         return None
     lead: LeadDocument = LeadDocument.model_validate(raw)
     hub.written(lead, len(activities))
     return lead
+
+
+# --- imports (services/imports.py) ----------------------------------------------------------
+
+
+def import_marker(job_id: str) -> str:
+    """The words every timeline entry of an import job carries (revertImport finds them)."""
+    return f"by import {job_id}"
+
+
+def lead_imported(job_id: str, row: int, *, by: str | None, at: datetime) -> Activity:
+    """CREATED, naming the import job and the file's row."""
+    return activity(
+        ActivityType.CREATED, f"Lead created {import_marker(job_id)} (row {row})", by=by, at=at
+    )
+
+
+def lead_field_imported(
+    name: str, old: object, new: object, *, job_id: str, row: int, by: str | None, at: datetime
+) -> Activity:
+    """`lead_field_changed`'s entry, naming the import job and the file's row."""
+    entry = lead_field_changed(name, old, new, by=by, at=at)
+    entry.description = f"{entry.description} {import_marker(job_id)} (row {row})"
+    return entry
+
+
+def record_operation(
+    lead_filter: Mapping[str, object],
+    activities: list[Activity],
+    *,
+    changes: Mapping[str, object],
+    at: datetime,
+) -> UpdateOne:
+    """`record`'s write as one operation of a `bulk_write` (no lead is read back)."""
+    return UpdateOne(dict(lead_filter), _update(activities, changes, at))

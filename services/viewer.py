@@ -3,9 +3,9 @@
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from services.errors import Forbidden, Unauthenticated
+from services.errors import Unauthenticated
 
-ADMIN_ROLE = "admin"
+ADMIN_ROLE = "admin"  # what `crm token` and dev mode mint; roles: services/policy.py
 # Clock skew allowed on `exp` and `nbf`: small, as RFC 8725 §3.10 asks.
 LEEWAY_SECONDS = 30
 
@@ -19,10 +19,8 @@ class Viewer:
     email: str | None
     role: str
     expires_at: datetime | None = None
-
-    def require_admin(self) -> None:
-        if self.role != ADMIN_ROLE:
-            raise Forbidden(f"This operation needs the {ADMIN_ROLE!r} role")
+    api_key_id: str | None = None
+    """Set when the caller is an API key (`id` is then `apikey:<api_key_id>`)."""
 
     def require_unexpired(self) -> None:
         """For long-lived connections: the token checked at connect time may since expire."""

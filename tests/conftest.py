@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 
 from config import Settings
 from models import DOCUMENT_MODELS
-from models.database import CommandCounter, EmbeddedMongo
+from models.database import Capabilities, CommandCounter, EmbeddedMongo
 from playground import ensure_assets
 from server import create_app
 
@@ -38,12 +38,16 @@ def settings(mongodb_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Sett
         CRM_JWT_SECRET=JWT_SECRET,
         CRM_DATA_DIR=Path(tmp_path_factory.mktemp("data")),
         CRM_INTROSPECTION=True,  # off by default with a secret; tests read the schema
+        CRM_COUNT_COMMANDS=True,  # the `commands` fixture; off (no listener) by default
+        # One session-wide principal ("user-1") makes every test's requests; rate limits are
+        # tested with apps of their own (tests/test_teams.py).
+        CRM_RATE_LIMIT_PER_MINUTE=0,
     )
 
 
 @pytest.fixture(scope="session")
 async def app(settings: Settings) -> AsyncIterator[Starlette]:
-    ensure_assets()  # the GraphiQL page's scripts, as `crm serve` does (npm ci once)
+    ensure_assets()  # GraphiQL's files, as `crm build-playground` builds them (npm ci once)
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         yield application
@@ -115,3 +119,26 @@ class GraphQLClient:
 @pytest.fixture
 def gql(http: httpx.AsyncClient, app: Starlette) -> GraphQLClient:
     return GraphQLClient(http, mint(app))
+
+
+@pytest.fixture
+def ordered(app: Starlette, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Multi-document writes take their path for deployments without transactions (the
+    embedded engine's, a standalone's), whatever the test database is."""
+    monkeypatch.setattr(
+        app.state.database, "_capabilities", Capabilities(transactions=False, change_streams=False)
+    )
+
+
+@pytest.fixture
+async def transactional(app: Starlette, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Multi-document writes take the transaction path. A replica set takes it anyway. The
+    embedded engine's transactions are atomic (aborts roll back) but fail every other
+    session's command while open, so the app never uses them; with nothing else running they
+    test the path: a step that forgot its session fails loudly there."""
+    database = app.state.database
+    if os.environ.get("MONGODB_URI") and not (await database.capabilities()).transactions:
+        pytest.skip("the test database (a standalone) has no transactions")
+    monkeypatch.setattr(
+        database, "_capabilities", Capabilities(transactions=True, change_streams=False)
+    )

@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,18 +47,27 @@ class LiveServer:
 
 
 @contextmanager
-def serve(data_dir: Path, env: Mapping[str, str] | None = None) -> Iterator[LiveServer]:
-    """Run `crm serve` until the block ends; dev mode unless `env` sets CRM_JWT_SECRET."""
+def serve(
+    data_dir: Path,
+    env: Mapping[str, str] | None = None,
+    command: Sequence[str] = (CRM, "serve"),
+    cwd: Path = ROOT,
+) -> Iterator[LiveServer]:
+    """Run `crm serve` (or `command`, from `cwd`) until the block ends; dev mode unless `env`
+    sets CRM_JWT_SECRET."""
     port = free_port()
     server_env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("CRM_", "MONGODB_URI"))},
         "CRM_DATA_DIR": str(data_dir),
         "CRM_PORT": str(port),
+        # Tests send far more than a user would, as one principal (test_api_keys.py tests
+        # the limit itself).
+        "CRM_RATE_LIMIT_PER_MINUTE": "0",
         **(env or {}),
     }
     process = subprocess.Popen(
-        [CRM, "serve"],
-        cwd=ROOT,
+        list(command),
+        cwd=cwd,
         env=server_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -1,5 +1,6 @@
 """Real JavaScript clients against a live server: Apollo Client 4 (HTTP, InMemoryCache,
-GraphQLWsLink) and graphql-ws, run by Node's test runner from tests/clients/.
+GraphQLWsLink, apollo-upload-client's UploadHttpLink for file uploads) and graphql-ws, run by
+Node's test runner from tests/clients/.
 
 Needs Node.js ≥ 20 with npm; the packages come from tests/clients/package-lock.json
 (`npm ci`, run here whenever node_modules is missing or older than the lockfile).
@@ -19,7 +20,7 @@ import pytest
 from tests.live_server import LiveServer, serve
 
 CLIENTS = Path(__file__).resolve().parent / "clients"
-TEST_FILES = ["apollo.test.mjs", "subscription.test.mjs"]
+TEST_FILES = ["apollo.test.mjs", "subscription.test.mjs", "teams.test.mjs", "upload.test.mjs"]
 SECRET = "client-tests-secret-that-is-long-enough-for-hs256"
 ADMIN_NAME = "Client Tester"
 NODE_MAJOR = 20
@@ -87,9 +88,13 @@ def test_apollo_client_and_graphql_ws_against_a_live_server(live: LiveServer) ->
         "CRM_GRAPHQL_URL": live.url,
         "CRM_ADMIN_TOKEN": mint("admin"),
         "CRM_ADMIN_NAME": ADMIN_NAME,
-        "CRM_USER_TOKEN": mint("sales"),
+        "CRM_USER_TOKEN": mint("guest"),  # a role the server does not know
+        "CRM_SALES_TOKEN": mint("sales"),
+        "CRM_SALES_SUB": "client-tests-sales",
         # Beyond the server's 30 s leeway.
         "CRM_EXPIRED_TOKEN": mint("admin", ttl=timedelta(minutes=-5)),
+        # For tokens that must expire mid-test (subscription.test.mjs mints them).
+        "CRM_JWT_SECRET": SECRET,
         "NO_COLOR": "1",
     }
     started = time.monotonic()

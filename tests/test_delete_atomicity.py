@@ -7,10 +7,12 @@ from typing import Any
 import pytest
 from pymongo.errors import OperationFailure
 
+from models.database import Database
 from models.email import EmailDocument
 from models.lead import LeadDocument
 from services import deletion
-from services.deletion import CHILDREN, STEPS, Deletion, Step
+from services.deletion import CHILDREN, STEPS, Deletion
+from services.steps import Step
 from tests.conftest import GraphQLClient
 from tests.documents import (
     CREATE_LEAD,
@@ -21,23 +23,15 @@ from tests.documents import (
     LOG_CALL,
     SEND_EMAIL,
 )
+from tests.steps import CRASH, between, inject, restore, with_step
 
 TARGET, BYSTANDER = "LEAD-001", "LEAD-002"
 LEAD_STEP = next(i for i, step in enumerate(STEPS) if step.name == "delete lead")
-# Between each pair of steps: position k crashes after STEPS[k - 1] ran, before STEPS[k].
-BETWEEN = {f"after {STEPS[k - 1].name}": k for k in range(1, len(STEPS))}
+BETWEEN = between(STEPS)
 EMBEDDED = not os.environ.get("MONGODB_URI")
 
 
-class Crash(Exception):
-    """Stands for the process dying, or the database connection dropping, mid-delete."""
-
-
-async def crash(run: Deletion) -> None:
-    raise Crash(f"injected while deleting {run.lead_id}")
-
-
-def child_step(name: str) -> Step:
+def child_step(name: str) -> Step[Deletion]:
     return next(step for step in STEPS if step.name == f"delete {name.removeprefix('deleted_')}")
 
 
@@ -45,10 +39,6 @@ def camel(name: str) -> str:
     """deleted_emails → deletedEmails, as DeleteLeadPayload names it."""
     first, *rest = name.split("_")
     return first + "".join(word.title() for word in rest)
-
-
-def with_step(position: int, step: Step) -> tuple[Step, ...]:
-    return (*STEPS[:position], step, *STEPS[position:])
 
 
 async def create_lead_with_children(gql: GraphQLClient) -> str:
@@ -97,39 +87,12 @@ async def assert_bystander_untouched(gql: GraphQLClient) -> None:
     assert (await gql(GET_LEAD, {"leadId": BYSTANDER}))["lead"]["activitiesCount"] == 5
 
 
-@pytest.fixture
-def ordered(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The path for deployments without transactions, whatever the test database is."""
-
-    async def no(client: object) -> bool:
-        return False
-
-    monkeypatch.setattr(deletion, "supports_transactions", no)
-
-
-@pytest.fixture
-async def transactional(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The transaction path. A replica set takes it anyway. The embedded engine's
-    transactions are atomic (aborts roll back) but fail every other session's command while
-    open, so the app never uses them; with nothing else running they test the path: a step
-    that forgot its session fails loudly there."""
-    client = LeadDocument.get_pymongo_collection().database.client
-    if EMBEDDED:
-
-        async def yes(client: object) -> bool:
-            return True
-
-        monkeypatch.setattr(deletion, "supports_transactions", yes)
-    elif not await deletion.supports_transactions(client):
-        pytest.skip("the test database (a standalone) has no transactions")
-
-
 @pytest.mark.usefixtures("leads", "ordered")
 @pytest.mark.parametrize("position", BETWEEN.values(), ids=BETWEEN.keys())
 async def test_a_crash_between_steps_leaves_no_orphan_and_a_retry_finishes(
     gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch, position: int
 ) -> None:
-    monkeypatch.setattr(deletion, "STEPS", with_step(position, Step("crash", crash)))
+    inject(monkeypatch, deletion, position)
 
     assert await delete_error_code(gql, TARGET) == "INTERNAL_SERVER_ERROR"
 
@@ -139,7 +102,7 @@ async def test_a_crash_between_steps_leaves_no_orphan_and_a_retry_finishes(
     left = {name: int(child_step(name) not in STEPS[:position]) for name in CHILDREN}
     assert await children_of(TARGET) == left
 
-    monkeypatch.setattr(deletion, "STEPS", STEPS)
+    restore(monkeypatch, deletion, STEPS)
     if position <= LEAD_STEP:
         retried = (await gql(DELETE_LEAD, {"leadId": TARGET}))["deleteLead"]
         assert retried == {"leadId": TARGET, **{camel(name): n for name, n in left.items()}}
@@ -165,15 +128,15 @@ async def test_a_child_added_while_deleting_is_not_orphaned_by_a_crash(
             )
             sent.append(data["sendEmail"]["email"]["id"])
 
-    steps = with_step(LEAD_STEP, Step("send email meanwhile", send_email_meanwhile))
-    monkeypatch.setattr(deletion, "STEPS", (*steps[: LEAD_STEP + 2], Step("crash", crash)))
+    steps = with_step(STEPS, LEAD_STEP, Step("send email meanwhile", send_email_meanwhile))
+    inject(monkeypatch, deletion, LEAD_STEP + 2, steps=steps[: LEAD_STEP + 2])
 
     assert await delete_error_code(gql, TARGET) == "INTERNAL_SERVER_ERROR"
 
     assert len(sent) == 1
     assert not await lead_exists(TARGET)
     assert await orphans() == []
-    monkeypatch.setattr(deletion, "STEPS", STEPS)
+    restore(monkeypatch, deletion, STEPS)
     assert await delete_error_code(gql, TARGET) == "NOT_FOUND"
     await assert_bystander_untouched(gql)
 
@@ -191,12 +154,12 @@ async def test_deleting_a_gone_lead_sweeps_what_an_interrupted_delete_left(
             {"lead_id": TARGET, "to": "jane@acme.com", "subject": "lost", "body": "b"}
         )
 
-    steps = with_step(LEAD_STEP, Step("adder dies", adder_dies_after_insert))
-    monkeypatch.setattr(deletion, "STEPS", (*steps[: LEAD_STEP + 2], Step("crash", crash)))
+    steps = with_step(STEPS, LEAD_STEP, Step("adder dies", adder_dies_after_insert))
+    inject(monkeypatch, deletion, LEAD_STEP + 2, steps=steps[: LEAD_STEP + 2])
     assert await delete_error_code(gql, TARGET) == "INTERNAL_SERVER_ERROR"
     assert [orphan["subject"] for orphan in await orphans()] == ["lost"]
 
-    monkeypatch.setattr(deletion, "STEPS", STEPS)
+    restore(monkeypatch, deletion, STEPS)
     assert await delete_error_code(gql, TARGET) == "NOT_FOUND"
 
     assert await orphans() == []
@@ -209,13 +172,13 @@ async def test_a_crash_inside_the_transaction_changes_nothing(
     gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch, position: int
 ) -> None:
     before = await gql(GET_LEAD, {"leadId": TARGET})
-    monkeypatch.setattr(deletion, "STEPS", with_step(position, Step("crash", crash)))
+    inject(monkeypatch, deletion, position, CRASH)
 
     assert await delete_error_code(gql, TARGET) == "INTERNAL_SERVER_ERROR"
 
     assert await gql(GET_LEAD, {"leadId": TARGET}) == before
     assert await children_of(TARGET) == dict.fromkeys(CHILDREN, 1)
-    monkeypatch.setattr(deletion, "STEPS", STEPS)
+    restore(monkeypatch, deletion, STEPS)
     retried = (await gql(DELETE_LEAD, {"leadId": TARGET}))["deleteLead"]
     assert retried == {"leadId": TARGET, **{camel(name): 1 for name in CHILDREN}}
     assert not await lead_exists(TARGET)
@@ -230,7 +193,7 @@ async def test_the_embedded_engine_gets_the_ordered_path() -> None:
     ever serialize instead, this test says so and the choice can be revisited."""
     collection = LeadDocument.get_pymongo_collection()
     client = collection.database.client
-    assert await deletion.supports_transactions(client) is False
+    assert (await Database.bound().capabilities()).transactions is False
     async with client.start_session() as session, await session.start_transaction():
         await collection.insert_one({"lead_id": "LEAD-900"}, session=session)
         with pytest.raises(OperationFailure, match="active transaction bound to another session"):

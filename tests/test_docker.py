@@ -522,8 +522,30 @@ def test_the_final_image_holds_only_the_build_output() -> None:
     _, all_stages = stages()
     runtime = all_stages[-1]
     sources = [(i.flags().get("from"), i.operands()[:-1]) for i in runtime.all("COPY")]
-    assert sources == [("builder", ["/app"])], "no build tools, caches or sources beyond /app"
+    assert sources == [("builder", ["/app/.venv"])], "the venv only: no build tools or sources"
     assert not runtime.all("ADD")
+
+
+def test_the_image_runs_the_installed_wheel_not_the_sources() -> None:
+    """As a user's `pip install .` does: a module the wheel leaves out must break the image
+    (and tests/test_packaging.py) rather than be picked up from the sources beside it."""
+    builder = stage_named("builder")
+    installs = [
+        part.strip()
+        for i in builder.all("RUN")
+        for part in i.arguments.split("&&")
+        if "uv sync" in part and "--no-install-project" not in part
+    ]
+    assert installs, "the builder installs the project with `uv sync`"
+    for command in installs:
+        assert "--no-editable" in command, f"editable install runs the sources: {command}"
+    # Checks that import our code in the builder must not find it in the working directory.
+    runs = " ".join(i.arguments for i in builder.all("RUN"))
+    imports = re.findall(r"python(?:3)?((?: -\w+)*) -c [\"']import", runs)
+    assert imports, "the builder checks the installed package"
+    assert all("-I" in flags.split() for flags in imports), imports
+    # GraphiQL's files land in the installed package, where playground.ROOT points.
+    assert "playground.ROOT" in runs
 
 
 # --- .dockerignore and the COPY sources -----------------------------------------------------

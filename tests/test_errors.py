@@ -9,6 +9,7 @@ from starlette.applications import Starlette
 
 from models.email import EmailDocument
 from models.lead import LeadDocument
+from services import leads
 from tests.conftest import GraphQLClient
 from tests.documents import CREATE_LEAD, LIST_LEADS, LOG_CALL, SEND_EMAIL, UPDATE_LEAD
 
@@ -131,12 +132,18 @@ async def test_search_is_literal(gql: GraphQLClient) -> None:
 
 
 async def test_unexpected_failures_are_masked_and_logged(
-    gql: GraphQLClient, app: Starlette, caplog: pytest.LogCaptureFixture
+    gql: GraphQLClient,
+    app: Starlette,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A stored document the code cannot read (corrupt data) must not leak internals."""
-    await LeadDocument.get_pymongo_collection().insert_one(
-        {"lead_id": "LEAD-BAD", "leadNumber": "not a number", "firstName": 7}
-    )
+    """A failure the code did not expect must not leak internals. (A stored document it
+    cannot read is expected: UNREADABLE_DOCUMENT, tests/test_seed_database.py.)"""
+
+    async def broken(*args: object) -> LeadDocument:
+        raise RuntimeError("pymongo validation detail that must stay in the log")
+
+    monkeypatch.setattr(leads, "get_lead", broken)
     with caplog.at_level(logging.ERROR, logger="crm.errors"):
         errors = await gql.errors('{ lead(leadId: "LEAD-BAD") { id } }')
     assert errors[0]["message"] == "Internal server error"

@@ -10,7 +10,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from models.lead import LeadDocument, LeadStatus
+from models.fields import LeadStatus
+from models.lead import LeadDocument
 from services.demo import add_demo_leads
 from services.leads import LeadOrderField, lead_query
 

@@ -26,6 +26,7 @@ from observability.logs import JsonFormatter, configure_logging
 from observability.metrics import OperationNames
 from observability.request_id import RequestIdMiddleware
 from server import create_app
+from services import leads
 from tests.conftest import JWT_SECRET, GraphQLClient, mint
 from tests.documents import CREATE_LEAD
 from tests.test_database import running
@@ -126,12 +127,18 @@ def is_utc_timestamp(value: str) -> bool:
 
 
 async def test_log_lines_of_a_request_carry_its_id_and_internal_errors_return_it(
-    gql: GraphQLClient, json_log: io.StringIO, caplog: pytest.LogCaptureFixture
+    gql: GraphQLClient,
+    json_log: io.StringIO,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A corrupt stored lead gives INTERNAL_SERVER_ERROR; its id leads to the logged details."""
-    await LeadDocument.get_pymongo_collection().insert_one(
-        {"lead_id": "LEAD-BAD", "leadNumber": "not a number", "firstName": 7}
-    )
+    """An unexpected failure gives INTERNAL_SERVER_ERROR; its id leads to the logged details.
+    (A stored lead the code cannot read is UNREADABLE_DOCUMENT: tests/test_seed_database.py.)"""
+
+    async def broken(*args: object) -> LeadDocument:
+        raise ValueError("ValidationError-like detail that must stay in the log")
+
+    monkeypatch.setattr(leads, "get_lead", broken)
     response = await gql.post(
         'query BrokenLead { lead(leadId: "LEAD-BAD") { id } }', None, **{"x-request-id": "case-42"}
     )

@@ -3,7 +3,10 @@ headless Chromium that may reach nothing but 127.0.0.1 runs a query with the dev
 
 import asyncio
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -25,7 +28,7 @@ from playwright.async_api import (
 from starlette.applications import Starlette
 
 import playground
-from tests.live_server import ROOT, LiveServer, serve
+from tests.live_server import CRM, ROOT, LiveServer, serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -68,8 +71,12 @@ def page_config(page: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    # `crm serve` installs the assets itself; doing it first makes a failure say so plainly.
-    assert playground.ensure_assets(), "GraphiQL assets not installed: see the log above"
+    # The build step the README runs before `crm serve` (which never builds anything).
+    built = subprocess.run(
+        [CRM, "build-playground"], cwd=ROOT, capture_output=True, text=True, timeout=660
+    )
+    assert built.returncode == 0, f"crm build-playground failed:\n{built.stdout}{built.stderr}"
+    assert playground.assets_installed()
     with serve(tmp_path_factory.mktemp("playground-data")) as live:
         yield live
 
@@ -151,22 +158,48 @@ async def test_injected_values_cannot_close_the_config_script(
     assert headers == {"Authorization": "Bearer </script><script>alert(1)</script>"}
 
 
-async def test_without_npm_the_page_says_how_to_install(
-    http: httpx.AsyncClient,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    for name in ("package.json", "package-lock.json"):
+@pytest.fixture
+def unbuilt_playground(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """The playground folder as a fresh clone has it (no node_modules), and no npm on PATH."""
+    for name in ("package.json", "package-lock.json", "index.html", "playground.js"):
         (tmp_path / name).write_bytes((playground.ROOT / name).read_bytes())
     monkeypatch.setattr(playground, "ROOT", tmp_path)
     monkeypatch.setenv("PATH", str(tmp_path))  # no npm here
-    assert not playground.ensure_assets()
-    assert "npm not found" in caplog.text
+    return tmp_path
+
+
+async def test_without_assets_the_page_says_to_run_build_playground(
+    http: httpx.AsyncClient, unbuilt_playground: Path
+) -> None:
     response = await http.get("/graphql", headers=HTML)
     assert response.status_code == 503
-    assert "not installed" in response.text
-    assert "npm ci" in response.text
+    assert response.headers["content-type"].startswith("text/html")
+    assert "<h1>GraphiQL is not built</h1>" in response.text
+    assert "<pre>crm build-playground</pre>" in response.text
+    assert "uv run crm build-playground" in response.text
+    # The API itself still answers (a GraphQL GET without a token: 401, not the page).
+    assert (await http.get("/graphql", params={"query": "{ me { id } }"})).status_code == 401
+
+
+def test_build_playground_without_npm_fails_saying_so(unbuilt_playground: Path) -> None:
+    # `crm build-playground` in a process of its own (it sets up logging), on the copy.
+    script = (
+        "import sys, pathlib, cli, playground; playground.ROOT = pathlib.Path(sys.argv[1]); "
+        "cli.main(['build-playground'])"
+    )
+    built = subprocess.run(
+        [sys.executable, "-c", script, str(unbuilt_playground)],
+        cwd=ROOT,
+        env={**os.environ, "PATH": str(unbuilt_playground)},  # no npm
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert built.returncode == 1, built.stderr
+    assert "npm not found" in built.stderr
+    assert "crm build-playground: GraphiQL's files are not built" in built.stderr
+    assert "Traceback" not in built.stderr
+    assert not (unbuilt_playground / "node_modules").exists()
 
 
 # --- the browser -----------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from services.leads import list_leads
 from services.pagination import Order
+from services.viewer import Viewer
 from tests.conftest import GraphQLClient
 
 CREATE = 'mutation { createLead(input: {firstName: "Pat"}) { lead { leadId } } }'
@@ -34,7 +35,12 @@ async def test_a_list_without_timelines_counts_them_in_the_database(gql: GraphQL
     expected = await seed(gql)
 
     page = await list_leads(
-        first=10, after=None, filters={}, order=NEWEST_FIRST, with_timeline=False
+        Viewer(id="user-1", name=None, email=None, role="admin"),
+        first=10,
+        after=None,
+        filters={},
+        order=NEWEST_FIRST,
+        with_timeline=False,
     )
 
     assert {lead.lead_id: lead.activities_count for lead in page.documents} == expected

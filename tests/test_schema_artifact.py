@@ -15,10 +15,12 @@ from graphql import (
     is_specified_scalar_type,
 )
 
+from schema.fields import catalog_markdown
 from schema.root import schema
 from tests.live_server import CRM, ROOT
 
 SCHEMA_FILE = ROOT / "schema.graphql"
+LEAD_FIELDS_FILE = ROOT / "docs" / "lead-fields.md"
 REGENERATE = "run `uv run crm export-schema` and commit schema.graphql"
 MAX_DIFF_LINES = 60
 
@@ -45,6 +47,18 @@ def test_committed_schema_matches_the_code() -> None:
         pytest.fail(
             f"schema.graphql differs from the code's schema: {REGENERATE}.\n"
             + short_diff(committed, current, "schema.graphql (committed)", "the code's schema"),
+            pytrace=False,
+        )
+
+
+def test_committed_lead_fields_doc_matches_the_catalog() -> None:
+    committed = LEAD_FIELDS_FILE.read_text(encoding="utf-8") if LEAD_FIELDS_FILE.exists() else ""
+    current = catalog_markdown(schema._schema)
+    if committed != current:
+        pytest.fail(
+            f"docs/lead-fields.md differs from models/fields.py: {REGENERATE} and "
+            "docs/lead-fields.md.\n"
+            + short_diff(committed, current, "docs/lead-fields.md (committed)", "the catalog"),
             pytrace=False,
         )
 

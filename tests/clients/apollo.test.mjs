@@ -643,7 +643,7 @@ test('legacy Accept (application/json only): a 401 is a ServerError whose body h
   legacy.stop();
 });
 
-test('a valid token without role admin: CombinedGraphQLErrors with code FORBIDDEN', async () => {
+test('a valid token with a role the server does not know: CombinedGraphQLErrors with code FORBIDDEN', async () => {
   const user = apolloClient(USER_TOKEN);
   const error = await user.query({ query: LIST_LEADS, variables: { first: 1 } }).then(
     () => assert.fail('the query succeeded'),
@@ -653,7 +653,7 @@ test('a valid token without role admin: CombinedGraphQLErrors with code FORBIDDE
   assert.deepEqual(error.errors.map((e) => e.extensions.code), ['FORBIDDEN']);
   // `me` needs any valid token.
   const { data } = await user.query({ query: ME });
-  assert.equal(data.me.role, 'sales');
+  assert.equal(data.me.role, 'guest');
   user.stop();
 });
 
@@ -683,11 +683,14 @@ test('introspection: every entity object type has id: ID!, every payload returns
     assert.ok(names.includes(name), `${name} is missing from the schema`);
   }
 
-  // Every mutation but deleteLead answers with the lead, which is what keeps the cache current.
+  // Every mutation of one lead answers with the lead, which is what keeps the cache current.
+  const notOfOneLead = new Set([
+    'deleteLead', 'assignLeads', 'createApiKey', 'revokeApiKey', 'startImport', 'revertImport',
+  ]);
   const unwrap = (type) => (type.ofType ? unwrap(type.ofType) : type);
   const withoutLead = types
     .get('Mutation')
-    .fields.filter((field) => field.name !== 'deleteLead')
+    .fields.filter((field) => !notOfOneLead.has(field.name))
     .filter((field) => {
       const payload = types.get(unwrap(field.type).name);
       const leadField = payload.fields?.find((f) => f.name === 'lead');

@@ -9,7 +9,18 @@ import { performance } from 'node:perf_hooks';
 import { CloseCode, createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 
-import { ADMIN_NAME, ADMIN_TOKEN, EXPIRED_TOKEN, USER_TOKEN, WS_URL, median, post, uniqueTag } from './support.mjs';
+import {
+  ADMIN_NAME,
+  ADMIN_TOKEN,
+  EXPIRED_TOKEN,
+  USER_TOKEN,
+  WS_URL,
+  median,
+  post,
+  postForBody,
+  tokenValidFor,
+  uniqueTag,
+} from './support.mjs';
 
 const MAX_LATENCY_MS = 1000;
 
@@ -332,7 +343,7 @@ test('a connectionParams function gets a fresh token when graphql-ws retries aft
   }
 });
 
-test('a valid token without role admin connects, but subscribing is FORBIDDEN', { timeout: 20_000 }, async () => {
+test('a valid token with an unknown role connects, but subscribing is FORBIDDEN', { timeout: 20_000 }, async () => {
   let connected = false;
   const client = wsClient(bearer(USER_TOKEN), { retryAttempts: 0, on: { connected: () => (connected = true) } });
   try {
@@ -355,5 +366,128 @@ test('an unknown leadId is NOT_FOUND', { timeout: 20_000 }, async () => {
     assert.deepEqual(subscription.events, []);
   } finally {
     await client.dispose();
+  }
+});
+
+/** One query or mutation over the socket: its results, and its error (GraphQL errors or a CloseEvent). */
+function overSocket(client, query, variables = {}) {
+  return new Promise((resolve) => {
+    const results = [];
+    client.subscribe(
+      { query, variables },
+      {
+        next: (result) => results.push(result),
+        error: (error) => resolve({ results, error }),
+        complete: () => resolve({ results, error: undefined }),
+      },
+    );
+  });
+}
+
+/** Resolves once `check()` is true; rejects after `timeout` ms. */
+async function eventually(check, timeout, what) {
+  const deadline = performance.now() + timeout;
+  while (!check()) {
+    if (performance.now() > deadline) throw new Error(`${what}: not within ${timeout} ms`);
+    await sleep(20);
+  }
+}
+
+test('queries and mutations over the socket: fresh data each time, the errors HTTP gives', { timeout: 30_000 }, async () => {
+  // Not lazy: every operation below runs on one socket (a lazy client closes it when idle).
+  const client = wsClient(bearer(ADMIN_TOKEN), { lazy: false, retryAttempts: 0 });
+  let sockets = 0;
+  client.on('connected', () => sockets++);
+  const data = async (query, variables) => {
+    const { results, error } = await overSocket(client, query, variables);
+    assert.equal(error, undefined, JSON.stringify(error));
+    assert.equal(results.length, 1);
+    assert.equal(results[0].errors, undefined, JSON.stringify(results[0].errors));
+    return results[0].data;
+  };
+  try {
+    // Each operation has loaders of its own: none serves what an earlier one cached.
+    const lastName = uniqueTag('Socket');
+    const input = { firstName: 'Ada', lastName, email: `${lastName.toLowerCase()}@example.com` };
+    const { createLead } = await data(MUTATIONS.createLead, { input });
+    const leadId = createLead.lead.leadId;
+    const EMAILS = 'query($leadId: String!) { lead(leadId: $leadId) { emails { subject } } }';
+    const SEND = 'mutation($leadId: String!) { sendEmail(leadId: $leadId, input: {subject: "Hi", body: "Hello"}) { lead { emails { subject } } } }';
+    assert.deepEqual(await data(EMAILS, { leadId }), { lead: { emails: [] } });
+    const { sendEmail } = await data(SEND, { leadId });
+    assert.deepEqual(sendEmail.lead.emails, [{ subject: 'Hi' }], 'the mutation sees its own write');
+    assert.deepEqual(await data(EMAILS, { leadId }), { lead: { emails: [{ subject: 'Hi' }] } });
+
+    // The same errors as over HTTP (codes, limits), and each answers its operation only.
+    const cases = {
+      'unknown field': ['{ nope }', 'GRAPHQL_VALIDATION_FAILED'],
+      'syntax error': ['{ me { id }', 'GRAPHQL_PARSE_FAILED'],
+      'depth 11': [`{ me { ${'f { '.repeat(9)}id${' }'.repeat(10)} }`, 'BAD_USER_INPUT'],
+      '31 aliases': [`{ ${Array.from({ length: 31 }, (_, i) => `a${i}: me { id }`).join(' ')} }`, 'BAD_USER_INPUT'],
+      '2001 tokens': [`{ leads(filter: {status: [${Array(1985).fill('NEW').join(' ')}]}) { totalCount } }`, 'BAD_USER_INPUT'],
+      'unknown lead': ['{ lead(leadId: "LEAD-999999") { id } }', 'NOT_FOUND'],
+    };
+    for (const [name, [query, code]] of Object.entries(cases)) {
+      const overHttp = await postForBody(query);
+      const { results, error } = await overSocket(client, query);
+      const overWs = error === undefined ? results[0] : { errors: error };
+      assert.deepEqual(overWs, overHttp, name);
+      assert.deepEqual(overWs.errors.map((e) => e.extensions.code), [code], name);
+    }
+    assert.deepEqual(await data('{ me { id } }'), { me: { id: 'client-tests-admin' } });
+    assert.equal(sockets, 1, 'all on one socket, none closed by an error');
+  } finally {
+    await client.dispose();
+  }
+});
+
+test('a token that expires on an open socket: UNAUTHENTICATED, then a 4403 close', { timeout: 30_000 }, async () => {
+  const { token, acceptedUntil } = tokenValidFor(5);
+  const tag = uniqueTag('Expiring');
+  const closes = { listener: [], caller: [] };
+  // Not lazy: the socket stays open between operations (a lazy client closes it when idle).
+  const connect = (name) =>
+    wsClient(bearer(token), {
+      lazy: false,
+      onNonLazyError: () => {}, // the 4403 is asserted below, not printed
+      retryAttempts: 0,
+      on: { closed: (event) => closes[name].push(event.code) },
+    });
+  const listener = connect('listener');
+  const caller = connect('caller');
+  try {
+    const ours = new Set();
+    const all = new LeadActivity(listener);
+    await untilActive(
+      all,
+      async () => {
+        const { createLead } = await post(MUTATIONS.createLead, { input: { firstName: 'Warm', lastName: tag } });
+        ours.add(createLead.lead.leadId);
+      },
+      (event) => ours.has(event.lead.leadId),
+    );
+    const before = await overSocket(caller, '{ me { id } }');
+    assert.deepEqual(before, { results: [{ data: { me: { id: 'client-tests-admin' } } }], error: undefined });
+    assert.ok(Date.now() < acceptedUntil, 'the warm-up took longer than the token lives');
+
+    await sleep(acceptedUntil - Date.now() + 300);
+    // A mutation after the expiry: UNAUTHENTICATED, nothing written, and the socket is closed.
+    const late = await overSocket(caller, MUTATIONS.createLead, { input: { firstName: 'Late', lastName: tag } });
+    assert.deepEqual(late.results, []);
+    assert.deepEqual(late.error, [{ message: 'Token has expired', extensions: { code: 'UNAUTHENTICATED' } }]);
+    await eventually(() => closes.caller.length > 0, 2000, 'the caller socket closed');
+    assert.deepEqual(closes.caller, [CloseCode.Forbidden]);
+
+    // A subscription hears of the expiry at its next event; then its socket is closed too.
+    await post(MUTATIONS.createLead, { input: { firstName: 'After', lastName: tag } });
+    assert.ok(await all.ended(3000), 'the subscription ended');
+    assert.deepEqual(codes(all), ['UNAUTHENTICATED']);
+    await eventually(() => closes.listener.length > 0, 2000, 'the listener socket closed');
+    assert.deepEqual(closes.listener, [CloseCode.Forbidden]);
+
+    const { leads } = await post('query($search: String) { leads(filter: {search: $search}) { nodes { firstName } } }', { search: tag });
+    assert.deepEqual(leads.nodes.map((lead) => lead.firstName).sort(), ['After', ...Array(ours.size).fill('Warm')].sort());
+  } finally {
+    await Promise.all([listener.dispose(), caller.dispose()]);
   }
 });

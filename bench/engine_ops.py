@@ -1,0 +1,171 @@
+"""The embedded engine alone: PyMongo → the wire server in this process, the app's indexes.
+
+    uv run python bench/engine_ops.py --leads 10000 [--engine stock|adapted] [--repeat 20]
+                                      [--data DIR]
+
+Seeds N seed-shaped leads (bulk `insert_many`, children included) once into DIR (reused on the
+next run with the same DIR), then times the commands the app sends per operation: insert_one,
+the pinned `find_one_and_update`, a sorted page of 50 in each order, `count`. Mean ms each.
+Then `insert_many` of `--bulk` (1000) demo leads (the seed's shape: ~3 timeline entries and
+more, encoded by Beanie beforehand) into the collection, in leads/s.
+`--engine stock` runs mongoeco's own `SQLiteEngine` on the same file (the "before"), with
+its own physical indexes restored first (one per logical index; the adapted engine shares one
+per table and converts the file back at its next start).
+"""
+
+import argparse
+import asyncio
+import hashlib
+import random
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from beanie import init_beanie  # noqa: E402
+from beanie.odm.utils.dump import get_dict  # noqa: E402
+from bson import ObjectId  # noqa: E402
+from mongoeco.engines.sqlite import SQLiteEngine  # noqa: E402
+from pymongo import AsyncMongoClient  # noqa: E402
+
+from models import DOCUMENT_MODELS  # noqa: E402
+from models.database import EmbeddedMongo  # noqa: E402
+from models.embedded_engine import SHARED_COLUMNS, SHARED_INDEXES, CrmSQLiteEngine  # noqa: E402
+from services.demo import add_demo_leads, demo_lead  # noqa: E402
+
+ORDERS = ("createdAt", "updatedAt", "leadNumber", "annualRevenue", "firstName")
+
+
+def restore_stock_indexes(path: Path) -> None:
+    """mongoeco's own layout: one physical index, named by mongoeco, per logical index."""
+    if not path.exists():
+        return
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute(
+            "SELECT db_name, coll_name, name, scalar_physical_name, multikey_flag FROM indexes"
+        ).fetchall()
+        for db_name, coll_name, name, scalar, multikey in rows:
+            for table, kind, wanted in (
+                (
+                    "scalar_index_entries",
+                    "scalar",
+                    scalar == SHARED_INDEXES["scalar_index_entries"],
+                ),
+                ("multikey_entries", "multikey", bool(multikey)),
+            ):
+                if not wanted:
+                    continue
+                digest = hashlib.sha1(f"{db_name}:{coll_name}:{name}:{kind}".encode()).hexdigest()
+                physical = f"{'scidx' if kind == 'scalar' else 'mkidx'}_{digest[:16]}"
+                conn.execute(
+                    f"UPDATE indexes SET {kind}_physical_name = ?"
+                    " WHERE db_name = ? AND coll_name = ? AND name = ?",
+                    (physical, db_name, coll_name, name),
+                )
+                conn.execute(f'CREATE INDEX IF NOT EXISTS "{physical}" ON {table} {SHARED_COLUMNS}')
+        for shared in SHARED_INDEXES.values():
+            conn.execute(f'DROP INDEX IF EXISTS "{shared}"')
+    conn.close()
+
+
+async def main(args: argparse.Namespace) -> None:
+    engine = SQLiteEngine if args.engine == "stock" else CrmSQLiteEngine
+    if args.engine == "stock":
+        restore_stock_indexes(args.data / "crm.sqlite3")
+    started = time.perf_counter()
+    server = EmbeddedMongo(args.data, engine=engine)
+    uri = await server.start()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, tz_aware=True)
+    await init_beanie(database=client["crm"], document_models=DOCUMENT_MODELS)
+    print(f"start + indexes: {time.perf_counter() - started:.2f} s", file=sys.stderr)
+    leads = client["crm"]["leads"]
+    have = await leads.count_documents({})
+    if have < args.leads:
+        started = time.perf_counter()
+        await add_demo_leads(args.leads - have, random_seed=1)
+        seconds = time.perf_counter() - started
+        print(f"seeded {args.leads - have} leads in {seconds:.1f} s", file=sys.stderr)
+    ids = [doc["_id"] async for doc in leads.find({}, {"_id": 1}).limit(2000)]
+    rng = random.Random(1)
+    counter = iter(range(time.time_ns() // 1000 % 2**31, 10**18))  # unique across runs on one DIR
+
+    async def insert() -> None:
+        n, now = next(counter), datetime.now(UTC)
+        await leads.insert_one(
+            {"lead_id": f"X-{n}-{ObjectId()}", "leadNumber": n % 2**31, "firstName": "Bench",
+             "status": "NEW", "createdAt": now, "updatedAt": now, "annualRevenue": 1e6,
+             "activities": []}
+        )  # fmt: skip
+
+    async def update() -> None:
+        await leads.find_one_and_update(
+            {"_id": rng.choice(ids), "createdBy": "demo"},
+            {"$set": {"status": "CONTACTED"}, "$push": {"activities": {"type": "X"}}},
+        )
+
+    def page(field: str, direction: int) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            pipeline: list[dict[str, Any]] = [
+                {"$match": {}},
+                {"$sort": {field: direction, "_id": direction}},
+                {"$limit": 51},
+                {"$set": {"activitiesCount": {"$size": {"$ifNull": ["$activities", []]}}}},
+                {"$unset": "activities"},
+            ]
+            await (await leads.aggregate(pipeline)).to_list()
+
+        return run
+
+    async def count() -> None:
+        await leads.count_documents({})
+
+    async def count_status() -> None:
+        await leads.count_documents({"status": {"$in": ["CONTACTED"]}})
+
+    ops: dict[str, Callable[[], Awaitable[None]]] = {
+        "insert_one": insert,
+        "find_one_and_update": update,
+        "count_documents": count,
+        "count_documents status": count_status,
+    }
+    for field in ORDERS:
+        ops[f"page {field} desc"] = page(field, -1)
+    for name, op in ops.items():
+        await op()
+        started = time.perf_counter()
+        for _ in range(args.repeat):
+            await op()
+        print(f"{name:<28} {(time.perf_counter() - started) * 1000 / args.repeat:8.2f} ms")
+    if args.bulk:
+        first = next(counter) % 2**30 + 2**30  # lead numbers above the seed's
+        now = datetime.now(UTC)
+        documents = [
+            get_dict(demo_lead(rng, first + n, now)[0], to_db=True, keep_nulls=False)
+            for n in range(args.bulk)
+        ]
+        started = time.perf_counter()
+        await leads.insert_many(documents)
+        seconds = time.perf_counter() - started
+        print(f"{f'insert_many {args.bulk}':<28} {args.bulk / seconds:8.0f} leads/s")
+    await client.close()
+    await server.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--leads", type=int, default=2000)
+    parser.add_argument("--engine", choices=("stock", "adapted"), default="adapted")
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--data", type=Path, default=None)
+    parser.add_argument("--bulk", type=int, default=1000, help="leads per insert_many (0: none)")
+    arguments = parser.parse_args()
+    arguments.data = arguments.data or Path(tempfile.mkdtemp(prefix="crm-engine-"))
+    asyncio.run(main(arguments))

@@ -1,0 +1,859 @@
+"""mongoeco's SQLite engine, adapted so the embedded database costs the same at 50,000 leads as
+at 200: each shortcut is taken only when its precondition holds, else the stock path runs.
+
+The shortcuts use mongoeco internals, so the engine is pinned (`MONGOECO_VERSION`, checked at
+start-up); tests/test_embedded_engine.py fails when an internal they rely on changes. Each change,
+why it is safe and how it could go upstream: docs/embedded-engine.md.
+"""
+
+import sqlite3
+import threading
+from importlib.metadata import version
+from typing import Any
+
+from bson import Int64, ObjectId
+from mongoeco.core.bson_scalars import is_bson_numeric
+from mongoeco.core.codec import DocumentCodec
+from mongoeco.core.filtering import QueryEngine
+from mongoeco.core.paths import get_document_value
+from mongoeco.core.query_plan import AndCondition, EqualsCondition, InCondition
+from mongoeco.engines._sqlite_connection import SQLiteConnection, sqlite_read_scope
+from mongoeco.engines.sqlite import SQLiteEngine
+from mongoeco.engines.sqlite_query import (
+    json_path_for_field,
+    path_array_prefixes,
+    type_expression_sql,
+)
+from mongoeco.errors import BulkWriteError
+from mongoeco.wire.executor import WireCommandExecutor
+from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
+from mongoeco.wire.requests import WireRequestContext
+
+from config import ConfigError
+
+MONGOECO_VERSION = "4.11.0"
+"""The exact mongoeco these shortcuts were written and tested against."""
+
+# Every write to `documents`, on any of the engine's connections, reports the stored row to
+# CrmSQLiteEngine._on_write: the per-collection feature flags are re-checked on that row alone.
+WRITE_HOOKS = tuple(
+    f"CREATE TEMP TRIGGER IF NOT EXISTS crm_on_{event.lower()} AFTER {event} ON main.documents"
+    " BEGIN SELECT crm_on_write(NEW.db_name, NEW.coll_name, NEW.storage_key, NEW.document); END"
+    for event in ("INSERT", "UPDATE")
+)
+# Written by a clean start: the scalar index rows were rebuilt by this engine version, which
+# keeps them complete on every write; later starts need not rebuild them.
+MARKER_TABLE = "CREATE TABLE IF NOT EXISTS crm_engine_state (key TEXT PRIMARY KEY, value TEXT)"
+ROWS_MARKER = "scalar_rows_built_by"
+TAG = f'."{DocumentCodec._MARKER}".{DocumentCodec._TYPE}'
+# Per feature kind: a predicate on one row's `document` that turns an "absent" flag on.
+PRESENCE: dict[str, str] = {
+    "top_level_array": "json_type(document, {path}) = 'array'",
+    "contains_real_numeric": "json_type(document, {path}) = 'real'",
+}
+MISMATCH: dict[str, str] = {
+    "number": "json_type(document, {path}) NOT IN ('integer', 'real')",
+    "string": "json_type(document, {path}) != 'text'",
+    "bool": "json_type(document, {path}) NOT IN ('true', 'false')",
+}
+ELEMENT_ALLOWED = {
+    "number": ("'integer', 'real', 'array'", "json_each.type NOT IN ('integer', 'real')"),
+    "string": ("'text', 'array'", "json_each.type != 'text'"),
+    "bool": ("'true', 'false', 'array'", "json_each.type NOT IN ('true', 'false')"),
+}
+# A value that gets no scalar index row, or whose row does not sort like MongoDB (bytes, uuid,
+# undefined: kept on the stock path): missing, array, untagged object, other tagged types.
+UNSORTABLE = (
+    "json_type(document, {path}) IS NULL OR json_type(document, {path}) = 'array'"
+    " OR (json_type(document, {path}) = 'object' AND COALESCE(json_extract(document, {tag}), '')"
+    " NOT IN ('decimal128_public', 'decimal128', 'datetime', 'objectid'))"
+)
+# At most this many matches of an indexed equality: sorted after fetching them by key, rather
+# than by walking the sort field's index (a lead's emails, not all NEW leads).
+FEW = 100
+COUNT_GROUP = {"$group": {"_id": 1, "n": {"$sum": 1}}}
+# Aggregate options a `count` command has no use for; any other option goes along.
+AGGREGATE_ONLY = frozenset({"aggregate", "pipeline", "cursor", "allowDiskUse"})
+SORT_SELECTS = {
+    "document": "documents.document",
+    "storage_key, document": "documents.storage_key, documents.document",
+}
+UNIFORM = {
+    "number": "json_type(document, {path}) IN ('integer', 'real')",
+    "string": "json_type(document, {path}) = 'text'",
+    "bool": "json_type(document, {path}) IN ('true', 'false')",
+}
+
+
+# The one physical index over each shared index-row table: mongoeco creates one identical
+# (collection_id, index_name, type_score, element_key, storage_key) B-tree per logical index,
+# all of them updated by every index row written (see "Shared physical indexes" in the docs).
+SHARED_INDEXES = {
+    "scalar_index_entries": "crm_scalar_entries",
+    "multikey_entries": "crm_multikey_entries",
+}
+SHARED_FIELDS = ["collection_id", "index_name", "type_score", "element_key", "storage_key"]
+SHARED_COLUMNS = f"({', '.join(SHARED_FIELDS)})"
+SHARED_CREATE = {
+    f'CREATE INDEX "{name}" ': f'CREATE INDEX IF NOT EXISTS "{name}" '
+    for name in SHARED_INDEXES.values()
+}
+SHARED_DROP = frozenset(f'DROP INDEX IF EXISTS "{name}"' for name in SHARED_INDEXES.values())
+
+
+class SharedIndexConnection(SQLiteConnection):
+    """mongoeco's connection; a logical index's create/drop of a shared physical index
+    creates it once / keeps it (its rows are deleted by the same drop)."""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        if sql.startswith(("CREATE INDEX ", "DROP INDEX ")):
+            if sql in SHARED_DROP:
+                sql = "SELECT 1 WHERE 0"
+            else:
+                for prefix, replacement in SHARED_CREATE.items():
+                    if sql.startswith(prefix):
+                        sql = replacement + sql[len(prefix) :]
+        return super().execute(sql, parameters)
+
+
+class EngineVersionMismatch(ConfigError):
+    """The installed mongoeco is not the one the adaptation was written for."""
+
+
+def check_engine_version() -> None:
+    installed = version("mongoeco")
+    if installed != MONGOECO_VERSION:
+        raise EngineVersionMismatch(
+            f"the embedded database needs mongoeco=={MONGOECO_VERSION} (installed: {installed});"
+            " run `uv sync`"
+        )
+
+
+def _literal(field: str) -> str:
+    return "'" + json_path_for_field(field).replace("'", "''") + "'"
+
+
+def _non_ascii(value: object) -> bool:
+    return isinstance(value, str) and not value.isascii()
+
+
+def _tag_literal(field: str) -> str:
+    return "'" + (json_path_for_field(field) + TAG).replace("'", "''") + "'"
+
+
+class CrmSQLiteEngine(SQLiteEngine):
+    """`SQLiteEngine` without the whole-collection scans of the write and read paths."""
+
+    def __init__(self, path: str = ":memory:", **options: Any) -> None:
+        super().__init__(path, **options)
+        self._canonical_id_keys: set[tuple[str, str]] = set()
+        probe = self._serialize_document({"_id": ObjectId()})
+        self._object_id_class: type = type(self._deserialize_document(probe)["_id"])
+        prefix = self._storage_key(self._object_id_class(ObjectId()))[: -len("'))") - 24]
+        # Storage keys of ObjectId `_id`s sort like the ObjectIds: one prefix, then 24 hex digits.
+        self._id_not_object_id = "substr(storage_key, 1, {}) != '{}'".format(
+            len(prefix), prefix.replace("'", "''")
+        )
+        # Evaluates flag predicates on one written row, apart from the engine's connections.
+        self._scratch = sqlite3.connect(":memory:", check_same_thread=False)
+        self._scratch.create_function("crm_non_ascii", 1, _non_ascii, deterministic=True)
+        self._flags_lock = threading.Lock()
+
+    # --- feature flags: kept across writes, re-checked on each written row -------------------
+
+    def _create_sqlite_connection(self) -> sqlite3.Connection:
+        connection = self._connect()
+        connection.create_function("crm_on_write", 4, self._on_write)
+        self._install_write_hooks(connection)
+        return connection
+
+    def _connect(self) -> sqlite3.Connection:
+        """The stock `_create_sqlite_connection`, with SharedIndexConnection."""
+        connection = sqlite3.connect(
+            self._path, check_same_thread=False, factory=SharedIndexConnection
+        )
+        try:
+            if self._path != ":memory:":
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute("PRAGMA synchronous=NORMAL")
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    # --- one physical index per shared index-row table, not one per logical index ----------
+
+    def _physical_scalar_index_name(self, db_name: str, coll_name: str, index_name: str) -> str:
+        return SHARED_INDEXES["scalar_index_entries"]
+
+    def _physical_multikey_index_name(self, db_name: str, coll_name: str, index_name: str) -> str:
+        return SHARED_INDEXES["multikey_entries"]
+
+    @staticmethod
+    def _share_physical_indexes(conn: sqlite3.Connection) -> None:
+        """A file written by the stock engine (or an earlier version of this one): its logical
+        indexes renamed to the shared physical index, which replaces their identical ones."""
+        for table, column in (
+            ("scalar_index_entries", "scalar_physical_name"),
+            ("multikey_entries", "multikey_physical_name"),
+        ):
+            shared = SHARED_INDEXES[table]
+            conn.execute(
+                f"UPDATE indexes SET {column} = ? WHERE {column} IS NOT NULL AND {column} != ''"
+                f" AND {column} != ?",
+                (shared, shared),
+            )
+            conn.execute(f'CREATE INDEX IF NOT EXISTS "{shared}" ON {table} {SHARED_COLUMNS}')
+            for _, name, unique, _, partial in conn.execute(
+                f"PRAGMA index_list({table})"
+            ).fetchall():
+                quoted = '"' + name.replace('"', '""') + '"'
+                columns = [row[2] for row in conn.execute(f"PRAGMA index_info({quoted})")]
+                if name != shared and not unique and not partial and columns == SHARED_FIELDS:
+                    conn.execute(f"DROP INDEX {quoted}")
+
+    @staticmethod
+    def _install_write_hooks(connection: sqlite3.Connection) -> None:
+        """On a new file the first connection comes before the tables: hooked again below."""
+        if connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'documents'").fetchone():
+            for statement in WRITE_HOOKS:
+                connection.execute(statement)
+
+    def _invalidate_collection_features_cache(
+        self, db_name: str | None = None, coll_name: str | None = None
+    ) -> None:
+        # Written rows were applied by _on_write; a delete only turns flags off, and a flag
+        # left on merely keeps the stock (general) path. Only a full reset clears.
+        if db_name is None or coll_name is None:
+            super()._invalidate_collection_features_cache()
+
+    def _on_write(self, db_name: str, coll_name: str, storage_key: str, document: str) -> None:
+        """Counts one stored row into the cached flags of its collection (never raises: an
+        exception would fail the write; a flag it cannot update is dropped, to be recomputed)."""
+        cache = self._cache_state.collection_features_cache
+        with self._flags_lock:
+            keys = [key for key in cache if key[0] == db_name and key[1] == coll_name]
+            try:
+                checks = [(key, self._recheck_expression(key, cache[key])) for key in keys]
+                for key, expression in checks:
+                    if expression is None:
+                        cache.pop(key, None)
+                live = [(key, expr) for key, expr in checks if expr not in (None, "")]
+                if not live:
+                    return
+                row = self._scratch.execute(
+                    "SELECT "
+                    + ", ".join(f"COALESCE(({expr}), 0)" for _, expr in live)
+                    + " FROM (SELECT ? AS document, ? AS storage_key)",
+                    (document, storage_key),
+                ).fetchone()
+                for (key, _), hit in zip(live, row, strict=True):
+                    if hit:
+                        # "All one type" turns off; every other flag ("some row has …") on.
+                        cache[key] = not key[2].startswith("uniform_scalar_sort_type:")
+            except Exception:  # noqa: BLE001 - see the docstring
+                for key in keys:
+                    cache.pop(key, None)
+
+    def _recheck_expression(self, key: tuple[str, str, str], cached: bool | str) -> str | None:
+        """SQL on one row (`document`, `storage_key`) that is true when the row changes the
+        flag `key`; "" when no row can change it; None for a flag this adaptation does not
+        know (dropped: the stock code recomputes it)."""
+        kind, _, rest = key[2].partition(":")
+        if kind == "uniform_scalar_sort_type":
+            if not isinstance(cached, str) or cached not in UNIFORM:
+                return "" if cached is False else None
+            return f"NOT COALESCE({UNIFORM[cached].format(path=_literal(rest))}, 0)"
+        if cached is True:
+            return ""  # already on: no write turns it off
+        field, _, value_type = rest.rpartition(":")
+        if kind in PRESENCE:
+            return PRESENCE[kind].format(path=_literal(rest))
+        if kind == "contains_non_ascii_text":
+            return f"crm_non_ascii(json_extract(document, {_literal(rest)}))"
+        if kind == "crm_unsortable":
+            return UNSORTABLE.format(path=_literal(rest), tag=_tag_literal(rest))
+        if kind == "crm_id_not_object_id":
+            return self._id_not_object_id
+        if kind == "traverses_array":
+            return (
+                " OR ".join(
+                    f"json_type(document, {_literal(prefix)}) = 'array'"
+                    for prefix in path_array_prefixes(rest)
+                )
+                or ""
+            )
+        if kind == "traverses_dbref":
+            parts = rest.split(".")
+            return (
+                " OR ".join(
+                    f"json_extract(document, {_tag_literal('.'.join(parts[:n]))}) = 'dbref'"
+                    for n in range(1, len(parts))
+                )
+                or ""
+            )
+        if kind == "tagged_type":
+            return (
+                f"json_extract(document, {_tag_literal(field)}) = '{value_type.replace("'", "''")}'"
+            )
+        if kind == "comparison_mismatch" and value_type in MISMATCH:
+            path = _literal(field)
+            return f"json_type(document, {path}) IS NOT NULL AND " + MISMATCH[value_type].format(
+                path=path
+            )
+        if kind == "scalar_or_array_comparison_mismatch" and value_type in ELEMENT_ALLOWED:
+            path = _literal(field)
+            allowed, element = ELEMENT_ALLOWED[value_type]
+            return (
+                f"(json_type(document, {path}) IS NOT NULL"
+                f" AND json_type(document, {path}) NOT IN ({allowed}))"
+                f" OR (json_type(document, {path}) = 'array' AND EXISTS"
+                f" (SELECT 1 FROM json_each(document, {path}) WHERE {element}))"
+            )
+        return None
+
+    # --- unique indexes: keyed lookups instead of decoding every document -------------------
+
+    def _validate_document_against_unique_indexes(
+        self,
+        db_name: str,
+        coll_name: str,
+        document: dict[str, Any],
+        *,
+        exclude_storage_key: str | None = None,
+        skip_id_check: bool = False,
+        scan_payload_id: bool = False,
+    ) -> None:
+        if scan_payload_id and self._keyed_id(db_name, coll_name, document.get("_id")):
+            # Only an equal ObjectId (string) is a duplicate, and it is stored under the same
+            # storage key, which the stock keyed lookup already checks.
+            scan_payload_id = False
+        super()._validate_document_against_unique_indexes(
+            db_name,
+            coll_name,
+            document,
+            exclude_storage_key=exclude_storage_key,
+            skip_id_check=skip_id_check,
+            scan_payload_id=scan_payload_id,
+        )
+
+    def _keyed_id(self, db_name: str, coll_name: str, value: object) -> bool:
+        """Whether a keyed lookup finds every stored `_id` equal to `value`: it is a string or
+        an ObjectId of the class the engine decodes to (the storage key holds the class), and
+        every such `_id` of the collection is stored under that key (rows written by another
+        engine version or in-process API might not be; checked once per collection)."""
+        if type(value) not in (self._object_id_class, str):
+            return False
+        if (db_name, coll_name) in self._canonical_id_keys:
+            return True
+        conn = self._require_connection()
+        rows = conn.execute(
+            "SELECT storage_key, json_type(document, '$._id'), json_extract(document, '$._id'),"
+            f" json_extract(document, '$._id{TAG}'),"
+            f" json_extract(document, '$._id.\"{DocumentCodec._MARKER}\".value')"
+            " FROM documents WHERE db_name = ? AND coll_name = ?",
+            (db_name, coll_name),
+        )
+        for storage_key, json_type, value, tag, tagged_value in rows:
+            if json_type == "text":
+                expected = self._storage_key(value)
+            elif tag == "objectid":
+                expected = self._storage_key(self._object_id_class(tagged_value))
+            else:
+                continue
+            if storage_key != expected:
+                return False
+        self._canonical_id_keys.add((db_name, coll_name))
+        return True
+
+    def _unique_index_conflict_via_scalar_entries(
+        self,
+        conn: sqlite3.Connection,
+        collection_id: int | None,
+        index: dict[str, Any],
+        document: dict[str, Any],
+        *,
+        exclude_storage_key: str | None,
+    ) -> bool | None:
+        stock: bool | None = super()._unique_index_conflict_via_scalar_entries(
+            conn, collection_id, index, document, exclude_storage_key=exclude_storage_key
+        )
+        if stock is not None or collection_id is None or not index.get("scalar_physical_name"):
+            return stock
+        if not self._supports_scalar_index(index):
+            return None
+        found, value = get_document_value(document, index["fields"][0])
+        if not found or not is_bson_numeric(value):
+            return None
+        try:
+            # Equal numbers of any BSON type (1, 1.0, Int64(1), Decimal128("1")) share one key.
+            signature = self._multikey_value_signature(value)
+        except NotImplementedError:  # NaN, infinity: the stock scan decides
+            return None
+        if signature is None:
+            return None
+        element_type, element_key = signature
+        namespace = conn.execute(
+            "SELECT db_name, coll_name FROM collections WHERE collection_id = ?", (collection_id,)
+        ).fetchone()
+        if namespace is None or self._field_contains_tagged_value_type_in_collection(
+            namespace[0], namespace[1], index["fields"][0], "int64"
+        ):
+            return None  # Int64 values get no index row: only the stock scan sees them
+        # Every other number has its row: rebuilt at start-up, or kept by this engine version.
+        sql = (
+            "SELECT 1 FROM scalar_index_entries INDEXED BY"
+            f" {self._quote_identifier(str(index['scalar_physical_name']))}"
+            " WHERE collection_id = ? AND index_name = ? AND type_score = ? AND element_key = ?"
+        )
+        params: list[object] = [
+            collection_id,
+            str(index["name"]),
+            self._multikey_type_score(element_type),
+            element_key,
+        ]
+        if exclude_storage_key is not None:
+            sql += " AND storage_key != ?"
+            params.append(exclude_storage_key)
+        return conn.execute(sql + " LIMIT 1", params).fetchone() is not None
+
+    # --- `_id` inside `$and`: one keyed lookup, then the whole filter on that document -------
+
+    def _select_first_document_for_plan(
+        self,
+        db_name: str,
+        coll_name: str,
+        plan: Any,
+        *,
+        hint: Any = None,
+        context: Any = None,
+    ) -> tuple[str, dict[str, Any]] | None:
+        id_values = [
+            clause.value
+            for clause in getattr(plan, "clauses", ())
+            if isinstance(clause, EqualsCondition) and clause.field == "_id"
+        ]
+        if (
+            hint is None
+            and isinstance(plan, AndCondition)
+            and len(id_values) == 1
+            and self._keyed_id(db_name, coll_name, id_values[0])
+        ):
+            conn = self._require_connection(context)
+            with self._bind_connection(conn), sqlite_read_scope(conn):
+                row = conn.execute(
+                    "SELECT storage_key, document FROM documents"
+                    " WHERE db_name = ? AND coll_name = ? AND storage_key = ?",
+                    (db_name, coll_name, self._storage_key(id_values[0])),
+                ).fetchone()
+            if row is None:
+                return None
+            document: dict[str, Any] = self._deserialize_document(row[1])
+            return (row[0], document) if QueryEngine.match_plan(document, plan) else None
+        selected: tuple[str, dict[str, Any]] | None = super()._select_first_document_for_plan(
+            db_name, coll_name, plan, hint=hint, context=context
+        )
+        return selected
+
+    # --- start-up: index rows are rebuilt once per file, not at every start --------------------
+
+    def _backfill_scalar_indexes_sync(self, conn: sqlite3.Connection) -> None:
+        self._install_write_hooks(conn)  # the tables exist now
+        self._share_physical_indexes(conn)
+        conn.execute(MARKER_TABLE)
+        marker = conn.execute(
+            "SELECT value FROM crm_engine_state WHERE key = ?", (ROWS_MARKER,)
+        ).fetchone()
+        unnamed = conn.execute(
+            "SELECT 1 FROM indexes WHERE json_array_length(fields) = 1"
+            " AND (scalar_physical_name IS NULL OR scalar_physical_name = '') LIMIT 1"
+        ).fetchone()
+        if marker is not None and marker[0] == MONGOECO_VERSION and unnamed is None:
+            return  # every write since the rebuild kept the rows complete (same engine)
+        super()._backfill_scalar_indexes_sync(conn)
+        conn.execute(
+            "INSERT OR REPLACE INTO crm_engine_state VALUES (?, ?)", (ROWS_MARKER, MONGOECO_VERSION)
+        )
+
+    # --- counts by one field's values: count its index rows ------------------------------
+
+    def _count_matching_documents_sync(
+        self, db_name: str, coll_name: str, semantics: Any, context: Any
+    ) -> int:
+        plan = semantics.query_plan
+        values: tuple[Any, ...] = ()
+        if isinstance(plan, EqualsCondition):
+            values = (plan.value,)
+        elif isinstance(plan, InCondition):
+            values = plan.values
+        signatures = [self._scalar_signature(value) for value in values]
+        usable = (
+            values
+            and None not in signatures
+            and semantics.collation is None
+            and semantics.hint is None
+            and not self._dialect_requires_python_fallback(semantics.dialect)
+        )
+        with self._lock:
+            conn = self._require_connection(context)
+            with self._bind_connection(conn), sqlite_read_scope(conn):
+                index = self._field_index(db_name, coll_name, plan.field) if usable else None
+                collection_id = self._lookup_collection_id(conn, db_name, coll_name)
+                if index is not None and collection_id is not None:
+                    matches = " OR ".join("(type_score = ? AND element_key = ?)" for _ in values)
+                    params: list[object] = [collection_id, index["name"]]
+                    for element_type, element_key in (s for s in signatures if s is not None):
+                        params += [self._multikey_type_score(element_type), element_key]
+                    (matched,) = conn.execute(
+                        "SELECT COUNT(*) FROM scalar_index_entries INDEXED BY"
+                        f" {self._quote_identifier(str(index['scalar_physical_name']))}"
+                        f" WHERE collection_id = ? AND index_name = ? AND ({matches})",
+                        params,
+                    ).fetchone()
+        if index is None or collection_id is None:
+            stock: int = super()._count_matching_documents_sync(
+                db_name, coll_name, semantics, context
+            )
+            return stock
+        count = max(0, int(matched) - (semantics.skip or 0))
+        return count if semantics.limit is None else min(count, int(semantics.limit))
+
+    def _scalar_signature(self, value: object) -> tuple[str, str] | None:
+        """The index row key of a plain value (None: a value rows cannot answer for)."""
+        if isinstance(value, dict | list) or type(value).__name__ == "Regex":
+            return None
+        try:
+            return self._multikey_value_signature(value)
+        except NotImplementedError:
+            return None
+
+    # --- sorted pages: walk one field's index rows in order instead of sorting everything ----
+
+    def _flag(self, db_name: str, coll_name: str, kind: str, predicate: str) -> bool:
+        """A feature flag of this adaptation, cached and kept current like the stock ones."""
+        cache = self._collection_features_cache
+        key = (db_name, coll_name, kind)
+        if key not in cache:
+            row = (
+                self._require_connection()
+                .execute(
+                    "SELECT 1 FROM documents WHERE db_name = ? AND coll_name = ?"
+                    f" AND ({predicate}) LIMIT 1",
+                    (db_name, coll_name),
+                )
+                .fetchone()
+            )
+            cache[key] = row is not None
+        return bool(cache[key])
+
+    def _field_index(self, db_name: str, coll_name: str, field: str) -> dict[str, Any] | None:
+        """A single-field index holding exactly one row, in MongoDB's order, per document."""
+        if field == "_id" or "." in field:
+            return None
+        indexes = self._load_indexes(db_name, coll_name)
+        if any(index.get("expire_after_seconds") is not None for index in indexes):
+            return None  # TTL: the stock path purges expired documents first
+        index = next(
+            (
+                index
+                for index in indexes
+                if index["fields"] == [field]
+                and index.get("scalar_physical_name")
+                and not index.get("partial_filter_expression")
+                and index.get("collation") is None
+                and not index.get("hidden")
+            ),
+            None,
+        )
+        # Sparse is fine too: the flag says every document has a sortable value there.
+        if index is None or self._flag(
+            db_name,
+            coll_name,
+            f"crm_unsortable:{field}",
+            UNSORTABLE.format(path=_literal(field), tag=_tag_literal(field)),
+        ):
+            return None
+        found: dict[str, Any] = index
+        return found
+
+    def _sort_index(
+        self, db_name: str, coll_name: str, plan: Any, sort: Any, hint: Any
+    ) -> dict[str, Any] | None:
+        """The single-field index whose rows, in (type, value, storage key) order, are the
+        documents in `sort` order, when there is one: `sort` is one field, optionally then
+        `_id` in the same direction; every document has one sortable row in that index."""
+        if hint is not None or not sort or len(sort) > 2:
+            return None
+        field, direction = sort[0]
+        if direction not in (1, -1) or field == "_id" or "." in field:
+            return None
+        if len(sort) == 2 and tuple(sort[1]) != ("_id", direction):
+            return None
+        index = self._field_index(db_name, coll_name, field)
+        if index is None:
+            return None
+        if len(sort) == 2 and self._flag(
+            db_name, coll_name, "crm_id_not_object_id", self._id_not_object_id
+        ):
+            return None
+        if self._plan_has_array_traversing_paths(db_name, coll_name, plan):
+            return None
+        if self._few_matches(db_name, coll_name, plan):
+            return None  # fetching the few matches by key and sorting them reads less
+        found: dict[str, Any] = index
+        return found
+
+    def _few_matches(self, db_name: str, coll_name: str, plan: Any) -> bool:
+        narrowed = self._narrowing(db_name, coll_name, plan)
+        if narrowed is None:
+            return False
+        where_sql, params = narrowed
+        (count,) = (
+            self._require_connection()
+            .execute(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM documents WHERE db_name = ?"
+                f" AND coll_name = ? AND ({where_sql}) LIMIT {FEW + 1})",
+                (db_name, coll_name, *params),
+            )
+            .fetchone()
+        )
+        return int(count) <= FEW
+
+    def _sort_requires_python(self, db_name: str, coll_name: str, plan: Any, sort: Any) -> bool:
+        if self._sort_index(db_name, coll_name, plan, sort, None) is not None:
+            return False
+        narrowed = self._narrowing(db_name, coll_name, plan)
+        if narrowed is None or not sort:
+            result: bool = super()._sort_requires_python(db_name, coll_name, plan, sort)
+            return result
+        # The stock checks, the per-row one on the rows one indexed condition admits (a
+        # superset of the matches: a "yes" only costs the Python sort).
+        if self._plan_has_array_traversing_paths(db_name, coll_name, plan):
+            return True
+        where_sql, params = narrowed
+        for field, _direction in sort:
+            if (
+                self._field_traverses_array_in_collection(db_name, coll_name, field)
+                or self._field_contains_tagged_bytes_in_collection(db_name, coll_name, field)
+                or self._field_contains_tagged_undefined_in_collection(db_name, coll_name, field)
+            ):
+                return True
+            path = _literal(field)
+            row = (
+                self._require_connection()
+                .execute(
+                    f"SELECT 1 FROM documents WHERE db_name = ? AND coll_name = ? AND ({where_sql})"
+                    f" AND (json_type(document, {path}) = 'array' OR (json_type(document, {path})"
+                    f" = 'object' AND {type_expression_sql(field)} IN"
+                    " ('', 'int64', 'decimal', 'decimal128', 'decimal128_public'))) LIMIT 1",
+                    (db_name, coll_name, *params),
+                )
+                .fetchone()
+            )
+            if row is not None:
+                return True
+        return False
+
+    # --- equality and `$in` on a field with an index as above: its rows, by key -----------
+
+    def _translate_query_plan_with_multikey(
+        self, db_name: str, coll_name: str, plan: Any
+    ) -> tuple[str, list[object]]:
+        fragment = self._index_lookup(db_name, coll_name, plan)
+        if fragment is None:
+            stock: tuple[str, list[object]] = super()._translate_query_plan_with_multikey(
+                db_name, coll_name, plan
+            )
+            return stock
+        return fragment
+
+    def _index_lookup(
+        self, db_name: str, coll_name: str, plan: Any
+    ) -> tuple[str, list[object]] | None:
+        """`{field: v}` / `{field: {$in: […]}}` as the storage keys of the matching index
+        rows, when the field has an index holding one row per document (see _field_index)."""
+        if isinstance(plan, EqualsCondition):
+            values: tuple[Any, ...] = (plan.value,)
+        elif isinstance(plan, InCondition):
+            values = plan.values
+        else:
+            return None
+        signatures = [self._scalar_signature(value) for value in values]
+        if not values or None in signatures:
+            return None
+        index = self._field_index(db_name, coll_name, plan.field)
+        collection_id = self._lookup_collection_id(self._require_connection(), db_name, coll_name)
+        if index is None or collection_id is None:
+            return None
+        params: list[object] = [collection_id, index["name"]]
+        for element_type, element_key in (s for s in signatures if s is not None):
+            params += [self._multikey_type_score(element_type), element_key]
+        matches = " OR ".join("(type_score = ? AND element_key = ?)" for _ in values)
+        return (
+            "documents.storage_key IN (SELECT storage_key FROM scalar_index_entries INDEXED BY"
+            f" {self._quote_identifier(str(index['scalar_physical_name']))}"
+            f" WHERE collection_id = ? AND index_name = ? AND ({matches}))",
+            params,
+        )
+
+    def _narrowing(
+        self, db_name: str, coll_name: str, plan: Any
+    ) -> tuple[str, list[object]] | None:
+        """An index lookup that every match of `plan` satisfies (the plan or an `$and` part)."""
+        parts = plan.clauses if isinstance(plan, AndCondition) else (plan,)
+        for part in parts:
+            found = self._index_lookup(db_name, coll_name, part)
+            if found is not None:
+                return found
+        return None
+
+    def _build_scalar_sort_select_sql(
+        self,
+        db_name: str,
+        coll_name: str,
+        plan: Any,
+        *,
+        select_clause: str,
+        sort: Any,
+        skip: int,
+        limit: int | None,
+        hint: Any,
+    ) -> tuple[str, list[object]] | None:
+        index = self._sort_index(db_name, coll_name, plan, sort, hint)
+        conn = self._require_connection()
+        collection_id = self._lookup_collection_id(conn, db_name, coll_name)
+        if index is None or collection_id is None or select_clause not in SORT_SELECTS:
+            stock: tuple[str, list[object]] | None = super()._build_scalar_sort_select_sql(
+                db_name,
+                coll_name,
+                plan,
+                select_clause=select_clause,
+                sort=sort,
+                skip=skip,
+                limit=limit,
+                hint=hint,
+            )
+            return stock
+        order = "ASC" if sort[0][1] == 1 else "DESC"
+        where_sql, where_params = self._translate_query_plan_with_multikey(db_name, coll_name, plan)
+        sql = (
+            f"SELECT {SORT_SELECTS[select_clause]} FROM scalar_index_entries INDEXED BY"
+            f" {self._quote_identifier(str(index['scalar_physical_name']))}"
+            " JOIN documents ON documents.db_name = ? AND documents.coll_name = ?"
+            " AND documents.storage_key = scalar_index_entries.storage_key"
+            " WHERE scalar_index_entries.collection_id = ? AND scalar_index_entries.index_name = ?"
+            f" AND ({where_sql}) ORDER BY scalar_index_entries.type_score {order},"
+            f" scalar_index_entries.element_key {order}, scalar_index_entries.storage_key {order}"
+        )
+        params: list[object] = [db_name, coll_name, collection_id, index["name"], *where_params]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        elif skip:
+            sql += " LIMIT -1"
+        if skip:
+            sql += " OFFSET ?"
+            params.append(skip)
+        return sql, params
+
+
+# --- count_documents: the `count` command instead of an aggregation over every document ------
+
+
+def count_command(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The `count` command equal to `body` when it is `count_documents`' aggregation
+    (`$match`, optional `$skip`/`$limit`, `$group` counting into `n`), else None."""
+    pipeline = body.get("pipeline")
+    if (
+        next(iter(body), None) != "aggregate"
+        or not isinstance(body["aggregate"], str)
+        or not isinstance(pipeline, list)
+        or not 2 <= len(pipeline) <= 4
+        or pipeline[-1] != COUNT_GROUP
+        or "explain" in body
+        or "let" in body
+    ):
+        return None
+    match, *window = pipeline[:-1]
+    if list(match) != ["$match"] or not isinstance(match["$match"], dict):
+        return None
+    count: dict[str, Any] = {"count": body["aggregate"], "query": match["$match"]}
+    for stage, option in zip(
+        window, ("$skip", "$limit")[-len(window) :] if window else (), strict=True
+    ):
+        if list(stage) != [option] or type(stage[option]) is not int:
+            return None
+        count[option[1:]] = stage[option]
+    count.update((key, value) for key, value in body.items() if key not in AGGREGATE_ONLY)
+    return count
+
+
+class CrmWireExecutor(WireCommandExecutor):
+    async def execute_prepared(self, context: WireRequestContext) -> dict[str, Any]:
+        if bulk_insert(context.raw_body):
+            return await self._insert_many(context)
+        count = count_command(context.raw_body)
+        if count is None:
+            reply: dict[str, Any] = await super().execute_prepared(context)
+            return reply
+        result: dict[str, Any] = await self.execute_command(
+            count, connection=context.connection, db_name=context.db_name
+        )
+        if not result.get("ok"):
+            return result
+        n = result["n"]
+        return {
+            "cursor": {
+                "firstBatch": [{"_id": 1, "n": n}] if n else [],
+                "id": Int64(0),
+                "ns": f"{context.db_name}.{count['count']}",
+            },
+            "ok": 1.0,
+        }
+
+    async def _insert_many(self, context: WireRequestContext) -> dict[str, Any]:
+        """The engine's batch insert (one transaction per batch, ordered and unordered errors
+        as MongoDB reports them) where the stock `insert` command inserts one by one."""
+        body = context.command_document
+        collection = self._client[context.db_name][body["insert"]]
+        try:
+            result = await collection.insert_many(
+                body["documents"],
+                ordered=body.get("ordered", True) is not False,
+                bypass_document_validation=bool(body.get("bypassDocumentValidation", False)),
+                session=context.session,
+            )
+        except BulkWriteError as error:
+            details: dict[str, Any] = error.details  # type: ignore[attr-defined]
+            errors = [
+                {key: value for key, value in entry.items() if key != "op"}
+                for entry in details.get("writeErrors", [])
+            ]
+            return {"n": details.get("nInserted", 0), "writeErrors": errors, "ok": 1.0}
+        return {"n": len(result.inserted_ids), "ok": 1.0}
+
+
+def bulk_insert(body: dict[str, Any]) -> bool:
+    """An acknowledged `insert` of several documents outside a multi-document transaction."""
+    concern = body.get("writeConcern")
+    return (
+        next(iter(body), None) == "insert"
+        and isinstance(body.get("documents"), list)
+        and len(body["documents"]) > 1
+        and "autocommit" not in body
+        and not (isinstance(concern, dict) and concern.get("w") == 0)
+    )
+
+
+class CrmProxyServer(AsyncMongoEcoProxyServer):
+    """mongoeco's wire server, answering `count_documents` with the engine's count."""
+
+    def __init__(self, *, engine: SQLiteEngine, host: str, port: int) -> None:
+        super().__init__(engine=engine, host=host, port=port)
+        self._executor = CrmWireExecutor(
+            self._client,
+            self._cursor_store,
+            self._session_store,
+            surface=self._surface,
+            auth=self._auth,
+        )
