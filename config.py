@@ -41,7 +41,7 @@ class Limits:
 
 
 class Settings(BaseSettings):
-    """Every knob the server has; DESIGN.md §6 names them."""
+    """Every knob the server has; README "Configuration" names them."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 

@@ -1,4 +1,4 @@
-"""Bearer JWTs (DESIGN.md §5): verifying the caller, and minting tokens for scripts."""
+"""Bearer JWTs (docs/api.md): verifying the caller, and minting tokens for scripts."""
 
 import os
 import secrets

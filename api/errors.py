@@ -1,4 +1,4 @@
-"""How errors reach clients: a code on every error, nothing internal ever shown (DESIGN.md §5)."""
+"""How errors reach clients: a code on every error, nothing internal ever shown (docs/api.md)."""
 
 import logging
 import re

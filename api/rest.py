@@ -1,4 +1,4 @@
-"""The seed's REST API (CRM_BACKEND_INTEGRATION.md, "Endpoints Added"), under `/api/crm`.
+"""The seed's REST API (docs/seed.md), under `/api/crm`.
 
 The 16 routes of that list keep the seed's paths, methods, JSON field names and status codes, so the
 seed's frontend (`crmService.ts`) works unchanged; they call the same services as the
@@ -70,7 +70,7 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.FORBIDDEN: 403,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.BAD_USER_INPUT: 422,
-    # FastAPI apps answer "already converted" and the like with 400 (DESIGN.md §7 lists no 409).
+    # FastAPI apps answer "already converted" and the like with 400 (docs/seed.md lists no 409).
     ErrorCode.CONFLICT: 400,
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.BAD_REQUEST: 400,

@@ -10,7 +10,8 @@ Then `insert_many` of `--bulk` (1000) demo leads (the seed's shape: ~3 timeline 
 more, encoded by Beanie beforehand) into the collection, in leads/s.
 `--engine stock` runs mongoeco's own `SQLiteEngine` on the same file (the "before"), with
 its own physical indexes restored first (one per logical index; the adapted engine shares one
-per table and converts the file back at its next start).
+per table and converts the file back at its next start); `--engine unshared` the adapted
+engine without shared physical indexes, on the same restored layout.
 """
 
 import argparse
@@ -71,14 +72,34 @@ def restore_stock_indexes(path: Path) -> None:
                     (physical, db_name, coll_name, name),
                 )
                 conn.execute(f'CREATE INDEX IF NOT EXISTS "{physical}" ON {table} {SHARED_COLUMNS}')
-        for shared in SHARED_INDEXES.values():
+        for shared in (*SHARED_INDEXES.values(), "crm_multikey_entries_storage"):
             conn.execute(f'DROP INDEX IF EXISTS "{shared}"')
     conn.close()
 
 
+class UnsharedEngine(CrmSQLiteEngine):
+    """The adapted engine with mongoeco's one physical index per logical index and no storage
+    key index on multikey rows (the adaptation before docs/embedded-engine.md sections 10 and 11):
+    `--engine unshared`."""
+
+    _physical_scalar_index_name = SQLiteEngine._physical_scalar_index_name
+    _physical_multikey_index_name = SQLiteEngine._physical_multikey_index_name
+
+    @staticmethod
+    def _share_physical_indexes(conn: sqlite3.Connection) -> None:
+        pass
+
+
+ENGINES: dict[str, type[SQLiteEngine]] = {
+    "stock": SQLiteEngine,
+    "unshared": UnsharedEngine,
+    "adapted": CrmSQLiteEngine,
+}
+
+
 async def main(args: argparse.Namespace) -> None:
-    engine = SQLiteEngine if args.engine == "stock" else CrmSQLiteEngine
-    if args.engine == "stock":
+    engine = ENGINES[args.engine]
+    if args.engine != "adapted":
         restore_stock_indexes(args.data / "crm.sqlite3")
     started = time.perf_counter()
     server = EmbeddedMongo(args.data, engine=engine)
@@ -162,7 +183,7 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--leads", type=int, default=2000)
-    parser.add_argument("--engine", choices=("stock", "adapted"), default="adapted")
+    parser.add_argument("--engine", choices=tuple(ENGINES), default="adapted")
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--bulk", type=int, default=1000, help="leads per insert_many (0: none)")

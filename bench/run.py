@@ -57,7 +57,7 @@ LEAD_SCALARS = (
     "jobTitle industry source status gender noOfEmployees annualRevenue territory leadOwner "
     "createdAt createdBy updatedAt convertedToDeal activitiesCount"
 )
-# DESIGN.md §4's Activity fields (no `id`: older checkouts lack it).
+# docs/api.md's Activity fields (no `id`: older checkouts lack it).
 ACTIVITIES = "activities { type description by timestamp field oldValue newValue }"
 DEAL = "deal { id dealId status dealOwner annualRevenue createdAt }"
 EMAILS = "emails { id leadId from to cc bcc subject body timestamp status sentBy }"

@@ -5,9 +5,10 @@
 
 For each size it seeds a fresh data set with `crm seed-demo` (bulk inserts: leads with emails,
 calls, tasks, notes and timelines), starts `crm serve` on it and drives every operation from
-one client, sequentially: the writes of DESIGN.md's flows, the lead page, `leads(first: 50)`
-in every `LeadOrder` and with each `LeadFilter` field, `totalCount` and the 100th page. With
-MONGODB_URI the same curve on that MongoDB (database `crm_bench`, dropped before and after).
+one client, sequentially: the writes of the seed's flows (docs/seed.md), the lead page,
+`leads(first: 50)` in every `LeadOrder` and with each `LeadFilter` field, `totalCount` and the
+100th page. With MONGODB_URI the same curve on that MongoDB (database `crm_bench`, dropped
+before and after).
 `--repo PATH` serves another checkout (e.g. the code before a change) on data seeded by this one.
 `--markdown OLD.json` prints a before/after table of OLD and this run.
 """

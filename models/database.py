@@ -7,6 +7,7 @@ import os
 import threading
 from collections import deque
 from collections.abc import Coroutine
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, ClassVar
@@ -114,6 +115,11 @@ class EmbeddedMongo:
 RECENT_COMMANDS = 64
 
 
+# Set in tasks that work in the background (import jobs): their commands are nobody's
+# request, so the counters leave them out.
+background_work: ContextVar[bool] = ContextVar("background_work", default=False)
+
+
 @dataclass
 class CommandCounter(monitoring.CommandListener):
     """Counts the commands the driver sends: how tests and benchmarks see round trips.
@@ -129,14 +135,17 @@ class CommandCounter(monitoring.CommandListener):
     """Total duration of the finished commands as the driver saw them (send to reply read)."""
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.count += 1
-        self.names.append(event.command_name)
+        if not background_work.get():
+            self.count += 1
+            self.names.append(event.command_name)
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        self.seconds += event.duration_micros / 1e6
+        if not background_work.get():
+            self.seconds += event.duration_micros / 1e6
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        self.seconds += event.duration_micros / 1e6
+        if not background_work.get():
+            self.seconds += event.duration_micros / 1e6
 
     def reset(self) -> None:
         self.count = 0

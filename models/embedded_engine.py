@@ -92,6 +92,12 @@ SHARED_INDEXES = {
     "scalar_index_entries": "crm_scalar_entries",
     "multikey_entries": "crm_multikey_entries",
 }
+# mongoeco deletes a document's multikey rows by (collection_id, storage_key) at every update
+# and delete, with no index to find them: every multikey row of the collection is read.
+MULTIKEY_STORAGE_INDEX = (
+    "CREATE INDEX IF NOT EXISTS crm_multikey_entries_storage"
+    " ON multikey_entries (collection_id, storage_key)"
+)
 SHARED_FIELDS = ["collection_id", "index_name", "type_score", "element_key", "storage_key"]
 SHARED_COLUMNS = f"({', '.join(SHARED_FIELDS)})"
 SHARED_CREATE = {
@@ -192,7 +198,9 @@ class CrmSQLiteEngine(SQLiteEngine):
     @staticmethod
     def _share_physical_indexes(conn: sqlite3.Connection) -> None:
         """A file written by the stock engine (or an earlier version of this one): its logical
-        indexes renamed to the shared physical index, which replaces their identical ones."""
+        indexes renamed to the shared physical index, which replaces their identical ones; and
+        the multikey rows' storage-key index."""
+        conn.execute(MULTIKEY_STORAGE_INDEX)
         for table, column in (
             ("scalar_index_entries", "scalar_physical_name"),
             ("multikey_entries", "multikey_physical_name"),

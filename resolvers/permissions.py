@@ -44,4 +44,3 @@ def permission_subscription(action: Action, **options: Any) -> Any:
     return strawberry.subscription(
         permission_classes=[requires(action)], metadata=metadata, **options
     )
-

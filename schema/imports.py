@@ -1,4 +1,4 @@
-"""Import jobs (DESIGN.md §9): their GraphQL types and inputs."""
+"""Import jobs (README "Import and export"): their GraphQL types and inputs."""
 
 from datetime import datetime
 from typing import Annotated

@@ -1,4 +1,4 @@
-"""API keys for scripts (DESIGN.md §8): created by admins with a role and an optional expiry,
+"""API keys for scripts (README "Teams"): created by admins with a role and an optional expiry,
 sent as `Authorization: Bearer crm_…`, revoked at once.
 
 - The secret is `crm_` + 43 base62 characters (32 random bytes); only its sha256 is stored,

@@ -1,4 +1,4 @@
-"""Converting a lead into a deal, with its organization and contact (DESIGN.md §4).
+"""Converting a lead into a deal, with its organization and contact (docs/api.md).
 
 The work is a list of steps (`STEPS`, run as services/steps.py describes): in one
 transaction where the database has them; elsewhere in an order where every state a crash can

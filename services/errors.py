@@ -1,4 +1,4 @@
-"""Domain errors and the GraphQL error codes they map to (DESIGN.md §5)."""
+"""Domain errors and the GraphQL error codes they map to (docs/api.md)."""
 
 from dataclasses import dataclass
 from enum import StrEnum

@@ -1,4 +1,4 @@
-"""Lead exports (DESIGN.md §9): CSV, XLSX and JSON Lines, streamed.
+"""Lead exports (README "Import and export"): CSV, XLSX and JSON Lines, streamed.
 
 Leads are read with one cursor in the list's order (the sort field, then `_id`), in batches,
 without their timelines, and written out as they come: memory stays flat in the number of

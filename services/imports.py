@@ -1,4 +1,4 @@
-"""Import jobs (DESIGN.md §9): CSV and XLSX files in, one report line per bad row, undo.
+"""Import jobs: CSV and XLSX files in, one report line per bad row, and undo.
 
 How a job runs:
 
@@ -61,6 +61,7 @@ from strawberry.utils.str_converters import to_camel_case
 from config import ImportLimits
 from models.activity import Activity
 from models.base import utc_now
+from models.database import background_work
 from models.fields import LeadFields, LeadStatus, Number, specs, stored_name
 from models.import_job import (
     CHUNK_BYTES,
@@ -90,10 +91,11 @@ from services.viewer import Viewer
 
 log = logging.getLogger("crm.imports")
 
-# DESIGN.md §8: import and export go with delete (admin and manager).
+# README "Teams": import and export go with delete (admin and manager).
 IMPORT_ACTION = Action.DELETE
 DEFAULT_MATCH = (ImportMatch.LEAD_ID, ImportMatch.EMAIL)
-POLL_SECONDS = 2.0
+# Jobs started here wake a runner at once; the poll only finds jobs whose runner died.
+POLL_SECONDS = 15.0
 MAX_REPORTED_CONFLICTS = 100
 DUPLICATE_KEY = 11000
 
@@ -363,7 +365,7 @@ class MatchIndex:
     """Normalized email and phone → lead ids, for the leads the job may match.
 
     Built by one scan (lead id, email and mobile only) when the job starts and kept current
-    with the job's own writes. (DESIGN.md §10's stored keys will let a query do this.)
+    with the job's own writes. (Normalized keys stored on each lead will let a query do this.)
     """
 
     def __init__(self, kinds: list[ImportMatch]) -> None:
@@ -1095,6 +1097,7 @@ class ImportRunner:
         self.wakeup.set()
 
     async def _loop(self) -> None:
+        background_work.set(True)  # this task's commands are no request's cost
         while True:
             try:
                 job = await self.claim()

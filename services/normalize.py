@@ -1,8 +1,7 @@
 """Normalized keys for matching people across spellings: the one place that computes them.
 
-Import matching (services/imports.py) uses them today; search and duplicate detection
-(DESIGN.md §10) store them on each lead. Two values that mean the same address or number
-get the same key:
+Import matching (services/imports.py) uses them today; search and duplicate detection will
+store them on each lead. Two values that mean the same address or number get the same key:
 
 - email: trimmed, lower-cased; for the common providers that ignore them, a `+tag` (and,
   for Gmail, dots) in the local part removed: `John.Doe+crm@GMail.com` → `johndoe@gmail.com`;

@@ -1,4 +1,4 @@
-"""Who may do what, and which leads they see (DESIGN.md §8): the one permission table and
+"""Who may do what, and which leads they see (README "Teams"): the one permission table and
 the one record scope, applied by the services for every door (GraphQL over HTTP and
 WebSocket, REST, the command line).
 
@@ -49,7 +49,7 @@ class Action(StrEnum):
 
 
 ALL_ACTIONS = frozenset(Action)
-# DESIGN.md §8's table, row by row. IDENTIFY is everyone's, so it is in no row.
+# the README's "Teams" table, row by row. IDENTIFY is everyone's, so it is in no row.
 ROLE_PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.ADMIN: ALL_ACTIONS - {Action.IDENTIFY},
     Role.MANAGER: frozenset(

@@ -1,4 +1,4 @@
-"""A database as the seed's FastAPI backend left it (CRM_BACKEND_INTEGRATION.md's document
+"""A database as the seed's FastAPI backend left it (the seed's document
 structures), with the quirks real data has:
 
 - no field this server adds: no `leadNumber`, no `dealId`, no `field`/`oldValue`/`newValue`;
@@ -25,7 +25,7 @@ SEED_LEAD_KEYS = {
     "annualRevenue", "territory", "leadOwner", "createdAt", "createdBy", "updatedAt",
     "activities",
 }  # fmt: skip
-# What this server may add to a seed lead (DESIGN.md §7 and README "Stored documents").
+# What this server may add to a seed lead (docs/seed.md and README "Stored documents").
 ADDED_LEAD_KEYS = {"leadNumber", "convertedToDeal", "dealId", "leadOwnerId"}
 
 
@@ -146,7 +146,7 @@ def seed_database(leads: int = 12) -> dict[str, list[dict[str, Any]]]:
     return collections
 
 
-# The seed's recommended indexes (CRM_BACKEND_INTEGRATION.md "Database Indexes"), as an
+# The seed's recommended indexes (docs/seed.md), as an
 # operator may have created them: same keys, their own names.
 SEED_INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
     "leads": [

@@ -1,4 +1,4 @@
-"""API keys and rate limits (DESIGN.md §8): keys made by admins, stored as hashes, revoked
+"""API keys and rate limits (README "Teams"): keys made by admins, stored as hashes, revoked
 on the next request (HTTP and open WebSockets), `lastUsedAt` without a write per request;
 token buckets per principal on every door. Real keys, real JWTs, the real database."""
 

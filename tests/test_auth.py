@@ -1,4 +1,4 @@
-"""Bearer JWT auth (DESIGN.md §5): who may call, and who the server says did what."""
+"""Bearer JWT auth (docs/api.md): who may call, and who the server says did what."""
 
 import asyncio
 import base64

@@ -362,6 +362,7 @@ WHOLE = re.compile(
     r"|^SEARCH documents USING .*\(db_name=\? AND coll_name=\?\)$"
     r"|^SEARCH (scalar_index_entries|multikey_entries) USING"
     r" .*\(collection_id=\? AND index_name=\?\)$"
+    r"|^SEARCH (scalar_index_entries|multikey_entries) USING .*\(collection_id=\?\)$"
 )
 
 
@@ -520,7 +521,7 @@ async def test_logical_indexes_share_one_physical_index_per_table(server: Server
         assert after == before[table] or not before[table]
         assert shared in after
         assert [
-            name for name in after if name not in (shared, "idx_scalar_index_entries_storage")
+            name for name in after if name != shared and not name.endswith("_entries_storage")
         ] == []
 
 
@@ -597,3 +598,33 @@ def test_only_the_shared_index_s_create_and_drop_are_rewritten(tmp_path: Path) -
     names = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")]
     assert names == ["crm_scalar_entries"]
     conn.close()
+
+
+async def test_an_update_or_delete_replaces_a_document_s_multikey_rows(server: Server) -> None:
+    """A document's multikey rows are found by its storage key (crm_multikey_entries_storage)
+    and replaced on update, removed on delete."""
+    collection = server.collection()
+    await collection.create_index("tags")
+    await collection.insert_many([{"_id": 1, "tags": ["a", "b"]}, {"_id": 2, "tags": ["b"]}])
+    await collection.update_one({"_id": 1}, {"$set": {"tags": ["c"]}})
+
+    async def ids(tag: str) -> list[int]:
+        return sorted(doc["_id"] for doc in await collection.find({"tags": tag}).to_list())
+
+    assert (await ids("a"), await ids("b"), await ids("c")) == ([], [2], [1])
+    await collection.delete_one({"_id": 2})
+    assert await ids("b") == []
+    with sqlite3.connect(server.path) as conn:
+        plan = [
+            row[3]
+            for row in conn.execute(
+                "EXPLAIN QUERY PLAN DELETE FROM multikey_entries"
+                " WHERE collection_id = ? AND storage_key = ?",
+                (1, "x"),
+            )
+        ]
+    conn.close()
+    assert plan == [
+        "SEARCH multikey_entries USING INDEX crm_multikey_entries_storage"
+        " (collection_id=? AND storage_key=?)"
+    ]

@@ -1,4 +1,4 @@
-"""The HTTP surface (DESIGN.md §4): probes, GraphiQL, GraphQL-over-HTTP, CORS."""
+"""The HTTP surface (docs/api.md): probes, GraphiQL, GraphQL-over-HTTP, CORS."""
 
 from collections.abc import AsyncIterator
 from typing import Any

@@ -1,5 +1,5 @@
-"""Import jobs (DESIGN.md §9) with real files generated here, uploaded as the GraphQL multipart
-request spec says, run by the app's own runner: the messy file's report in two encodings,
+"""Import jobs with real files generated here, uploaded as the GraphQL multipart request spec
+says, run by the app's own runner: the messy file's report in two encodings,
 matching and modes, the UPSERT re-run that changes nothing, dry run, a crash in the middle of
 a job and its resume, revert, and files the import must refuse."""
 

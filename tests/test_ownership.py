@@ -1,4 +1,4 @@
-"""Lead ownership (DESIGN.md §8): `leadOwnerId` at creation, `assignLead`, and the bulk
+"""Lead ownership (README "Teams"): `leadOwnerId` at creation, `assignLead`, and the bulk
 `assignLeads` that adopts the seed's leads; each move with its ASSIGNED entry, in one write."""
 
 import asyncio

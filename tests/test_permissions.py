@@ -1,10 +1,10 @@
-"""Roles and record scope (DESIGN.md §8): the permission matrix, and the scope-leak hunt.
+"""Roles and record scope (README "Teams"): the permission matrix, and the scope-leak hunt.
 
 The matrix is generated from the schema: every Query, Mutation and Subscription field x every
 role (the four, and an unknown one) x a lead owned by the caller, by another user, and by no
 one. Each root field must declare its action (resolvers/permissions.py) and have a case here
 (`CASES`): an operation added without either fails `test_every_operation_declares_its_action`.
-The expected outcome comes from DESIGN.md §8's table as written below (`TABLE`), not from
+The expected outcome comes from the README's "Teams" table as written below (`TABLE`), not from
 services/policy.py, so the two are checked against each other.
 
 Everything runs in-process against the real app and database with real JWTs: HTTP through
@@ -40,7 +40,7 @@ OTHER_OWNER = "u-other"
 NO_SUCH_ID = "0" * 24
 ADMIN = Viewer(id="u-setup", name="Setup Admin", email=None, role="admin")
 
-# DESIGN.md §8, "may" x role: "all", "own" (leads the caller owns), "yes", or "no".
+# README "Teams", "may" x role: "all", "own" (leads the caller owns), "yes", or "no".
 TABLE: dict[Action, dict[str, str]] = {
     Action.IDENTIFY: dict.fromkeys(ROLES, "yes"),  # `me`: any valid token
     Action.READ: {"admin": "all", "manager": "all", "sales": "own", "viewer": "all"},
@@ -216,7 +216,7 @@ CASES: dict[str, Case] = {
         lambda target, sub: {"id": target.key_id},
         needs=("key",),
     ),
-    # Import jobs (DESIGN.md §9) go with delete; their own tests cover what they do.
+    # Import jobs (README "Import and export") go with delete; their own tests cover what they do.
     "importJob": Case(
         Action.DELETE,
         "query($id: ID!) { importJob(id: $id) { id } }",

@@ -1,4 +1,4 @@
-"""The seed's database, served as it is (DESIGN.md §7): a fixture written in the seed's exact
+"""The seed's database, served as it is (docs/seed.md): a fixture written in the seed's exact
 shapes (tests/seed_fixture.py) is migrated at start, then the seed's six test steps run
 through REST and through GraphQL, and the stored documents keep the seed's shapes."""
 

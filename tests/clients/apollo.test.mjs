@@ -677,7 +677,7 @@ test('introspection: every entity object type has id: ID!, every payload returns
     })
     .map((t) => t.name);
   assert.deepEqual(withoutId, [], 'entity types without a non-null id: ID!');
-  // The check covers at least the entities DESIGN.md names (a vanished type fails, too).
+  // The check covers at least the entities docs/api.md names (a vanished type fails, too).
   const names = entities.map((t) => t.name);
   for (const name of ['Activity', 'Call', 'Contact', 'Deal', 'Email', 'Lead', 'Note', 'Organization', 'Task', 'Viewer']) {
     assert.ok(names.includes(name), `${name} is missing from the schema`);

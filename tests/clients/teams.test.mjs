@@ -1,4 +1,4 @@
-// Teams (DESIGN.md §8) as a sales rep's Apollo Client 4 sees them: the cached lead list holds
+// Teams (README "Teams") as a sales rep's Apollo Client 4 sees them: the cached lead list holds
 // only the rep's own leads, and when a manager assigns one of them to someone else the rep's
 // live timeline (GraphQLWsLink) carries the ASSIGNED entry whose payload (`lead.leadOwnerId`)
 // lets the cache evict that lead: the cached list never shows another owner's lead, before
