@@ -261,6 +261,18 @@ class ParsedRow:
     lead_id: str | None = None
     errors: list[RowError] = field(default_factory=list)
 
+    def fail(self, column: Column | None, field: str | None, code: str, message: str) -> None:
+        """Record an error of this row, with its column's cell as uploaded."""
+        value = None
+        if column is not None and column.index < len(self.cells):
+            value = self.cells[column.index]
+        label = column.label if column else None
+        self.errors.append(
+            RowError(
+                row=self.row, column=label, field=field, code=code, message=message, value=value
+            )
+        )
+
 
 def parse_row(row: int, cells: list[str], columns: list[Column]) -> ParsedRow:
     """A row's cells as field values (blank = not given); a choice it cannot read is an error."""
@@ -276,15 +288,8 @@ def parse_row(row: int, cells: list[str], columns: list[Column]) -> ParsedRow:
             status = _choice(text)
             if status is None:
                 labels = ", ".join(s.value for s in LeadStatus)
-                parsed.errors.append(
-                    RowError(
-                        row=row,
-                        column=column.label,
-                        field="status",
-                        code=ErrorCode.BAD_USER_INPUT.value,
-                        message=f"must be one of {labels}",
-                        value=raw,
-                    )
+                parsed.fail(
+                    column, "status", ErrorCode.BAD_USER_INPUT.value, f"must be one of {labels}"
                 )
             else:
                 parsed.values["status"] = status
@@ -292,15 +297,11 @@ def parse_row(row: int, cells: list[str], columns: list[Column]) -> ParsedRow:
             try:
                 number = float(text)
             except ValueError:
-                parsed.errors.append(
-                    RowError(
-                        row=row,
-                        column=column.label,
-                        field=to_camel_case(column.field),
-                        code=ErrorCode.BAD_USER_INPUT.value,
-                        message="must be a number",
-                        value=raw,
-                    )
+                parsed.fail(
+                    column,
+                    to_camel_case(column.field),
+                    ErrorCode.BAD_USER_INPUT.value,
+                    "must be a number",
                 )
             else:
                 parsed.values[column.field] = int(number) if number.is_integer() else number
@@ -322,19 +323,11 @@ def _clean_row(
             if problem.field in reported:
                 continue  # one error per field (a union type reports each member)
             reported.add(problem.field)
-            column = by_field.get(problem.field)
-            value = None
-            if column is not None and column.index < len(parsed.cells):
-                value = parsed.cells[column.index]
-            parsed.errors.append(
-                RowError(
-                    row=parsed.row,
-                    column=column.label if column else None,
-                    field=problem.field,
-                    code=ErrorCode.BAD_USER_INPUT.value,
-                    message=problem.message,
-                    value=value,
-                )
+            parsed.fail(
+                by_field.get(problem.field),
+                problem.field,
+                ErrorCode.BAD_USER_INPUT.value,
+                problem.message,
             )
         return None
 
@@ -586,19 +579,7 @@ class JobRun:
         for candidate in self.columns:
             if candidate.field == name:
                 column = candidate
-        value = None
-        if column is not None and column.index < len(parsed.cells):
-            value = parsed.cells[column.index]
-        parsed.errors.append(
-            RowError(
-                row=parsed.row,
-                column=column.label if column else None,
-                field=to_camel_case(name) if name else None,
-                code=code,
-                message=message,
-                value=value,
-            )
-        )
+        parsed.fail(column, to_camel_case(name) if name else None, code, message)
 
     async def write(self, plans: list[Plan]) -> None:
         """The batch's writes: failed rows' records, updates, new leads (none in a dry run)."""

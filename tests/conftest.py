@@ -142,3 +142,23 @@ async def transactional(app: Starlette, monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(
         database, "_capabilities", Capabilities(transactions=True, change_streams=False)
     )
+
+
+def websocket_scope(query_string: str = "", request_id: str | None = None) -> dict[str, Any]:
+    """The ASGI scope of a graphql-transport-ws handshake on /graphql."""
+    headers = [(b"host", b"crm.test"), (b"sec-websocket-protocol", b"graphql-transport-ws")]
+    if request_id is not None:
+        headers.append((b"x-request-id", request_id.encode()))
+    return {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "scheme": "ws",
+        "path": "/graphql",
+        "raw_path": b"/graphql",
+        "root_path": "",
+        "query_string": query_string.encode(),
+        "headers": headers,
+        "subprotocols": ["graphql-transport-ws"],
+        "client": ("127.0.0.1", 50000),
+        "server": ("crm.test", 80),
+    }

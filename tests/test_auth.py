@@ -22,7 +22,7 @@ from starlette.types import Message
 from api.auth import TokenService
 from config import ConfigError, Settings
 from server import create_app
-from tests.conftest import JWT_SECRET, GraphQLClient, mint
+from tests.conftest import JWT_SECRET, GraphQLClient, mint, websocket_scope
 from tests.documents import CREATE_LEAD
 from tests.live_server import CRM
 
@@ -471,19 +471,7 @@ async def test_token_in_a_get_query_string_is_refused(
 
 async def websocket_handshake(app: Starlette, query_string: str) -> Message:
     """The app's first answer to a graphql-transport-ws handshake on /graphql."""
-    scope = {
-        "type": "websocket",
-        "asgi": {"version": "3.0"},
-        "scheme": "ws",
-        "path": "/graphql",
-        "raw_path": b"/graphql",
-        "root_path": "",
-        "query_string": query_string.encode(),
-        "headers": [(b"host", b"crm.test"), (b"sec-websocket-protocol", b"graphql-transport-ws")],
-        "subprotocols": ["graphql-transport-ws"],
-        "client": ("127.0.0.1", 50000),
-        "server": ("crm.test", 80),
-    }
+    scope = websocket_scope(query_string)
     incoming: list[Message] = [
         {"type": "websocket.connect"},
         {"type": "websocket.disconnect", "code": 1000},

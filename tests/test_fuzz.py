@@ -30,15 +30,14 @@ import httpx
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from schemathesis.core.result import Ok
 from schemathesis.graphql import nodes
 from strawberry.utils.str_converters import to_camel_case
 
 from models import DOCUMENT_MODELS
 from models.fields import LeadFields, Text, specs
 from tests.conftest import GraphQLClient
+from tests.fuzzing import GeneratedCase, fuzz_every_operation
 from tests.live_server import LiveServer, serve
 
 # Examples per root field (15 of them): valid documents, then schema-invalid ones. Hypothesis
@@ -49,8 +48,6 @@ MIN_TOTAL_EXAMPLES = 350
 # How often an argument that has real values (ids, valid addresses…) gets one of them.
 SWAP_RATE = 0.6
 
-Operation = schemathesis.APIOperation[Any, Any, Any, Any]
-GeneratedCase = schemathesis.Case[Any]
 
 JSON = "application/json"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -255,36 +252,6 @@ def check_response(
     return "+".join(sorted(codes)) or "ok"
 
 
-def fuzz(
-    operation: Operation,
-    mode: schemathesis.GenerationMode,
-    examples: int,
-    send: Callable[[GeneratedCase, Random, str], None],
-) -> None:
-    """Run `examples` generated cases of `operation` through `send`."""
-    cases = st.tuples(
-        operation.as_strategy(generation_mode=mode),
-        st.randoms(use_true_random=False),
-        st.sampled_from([JSON, GRAPHQL_RESPONSE]),
-    )
-
-    @settings(
-        max_examples=examples,
-        derandomize=True,  # the same examples on every run
-        database=None,  # no .hypothesis/ directory in the repo
-        deadline=None,
-        phases=[Phase.generate, Phase.shrink],
-        suppress_health_check=list(HealthCheck),
-        print_blob=False,
-    )
-    @given(cases)
-    def run(drawn: tuple[GeneratedCase, Random, str]) -> None:
-        case, random, accept = drawn
-        send(case, random, accept)
-
-    run()
-
-
 def test_fuzzed_operations_never_fail_on_the_server(live: LiveServer) -> None:
     token = live.dev_token()
     auth = {"Authorization": f"Bearer {token}"}
@@ -306,14 +273,14 @@ def test_fuzzed_operations_never_fail_on_the_server(live: LiveServer) -> None:
         outcomes[f"{case.operation.label} {'valid' if valid else 'invalid'}"][outcome] += 1
 
     started = time.monotonic()
-    operations = 0
-    for result in schema.get_all_operations():
-        assert isinstance(result, Ok), result
-        operation = result.ok()
-        real.refresh()
-        fuzz(operation, schemathesis.GenerationMode.POSITIVE, POSITIVE_EXAMPLES, send)
-        fuzz(operation, schemathesis.GenerationMode.NEGATIVE, NEGATIVE_EXAMPLES, send)
-        operations += 1
+    operations = fuzz_every_operation(
+        schema,
+        send,
+        positive=POSITIVE_EXAMPLES,
+        negative=NEGATIVE_EXAMPLES,
+        before_each=real.refresh,
+        extra=st.sampled_from([JSON, GRAPHQL_RESPONSE]),  # the Accept header
+    )
 
     total = sum(sum(counter.values()) for counter in outcomes.values())
     print(

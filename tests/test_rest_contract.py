@@ -13,16 +13,14 @@ from typing import Any
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
-from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
 
+from tests.fuzzing import GeneratedCase, fuzz_every_operation
 from tests.live_server import LiveServer, serve
 
 POSITIVE_EXAMPLES = 20
@@ -47,9 +45,6 @@ VALID_VALUES: dict[str, list[Any]] = {
     "organizationId": [None],
     "contactId": [None],
 }
-
-Operation = schemathesis.APIOperation[Any, Any, Any, Any]
-GeneratedCase = schemathesis.Case[Any]
 
 
 @pytest.fixture(scope="module")
@@ -98,27 +93,6 @@ class RealIds:
                     case.body[name] = random.choice(values)
 
 
-def fuzz(operation: Operation, mode: schemathesis.GenerationMode, examples: int, send: Any) -> None:
-    cases = st.tuples(
-        operation.as_strategy(generation_mode=mode), st.randoms(use_true_random=False)
-    )
-
-    @settings(
-        max_examples=examples,
-        derandomize=True,
-        database=None,
-        deadline=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-        print_blob=False,
-    )
-    @given(cases)
-    def run(drawn: tuple[GeneratedCase, Random]) -> None:
-        send(*drawn)
-
-    run()
-
-
 def test_rest_api_keeps_its_openapi_contract(live: LiveServer) -> None:
     token = live.dev_token()
     auth = {"Authorization": f"Bearer {token}"}
@@ -128,7 +102,7 @@ def test_rest_api_keeps_its_openapi_contract(live: LiveServer) -> None:
     session = requests.Session()
     outcomes: dict[str, Counter[int]] = defaultdict(Counter)
 
-    def send(case: GeneratedCase, random: Random) -> None:
+    def send(case: GeneratedCase, random: Random, _: object) -> None:
         valid = case.meta is None or case.meta.generation.mode.is_positive
         if valid:
             real.swap_into(case, random)
@@ -137,14 +111,13 @@ def test_rest_api_keeps_its_openapi_contract(live: LiveServer) -> None:
         outcomes[case.operation.label][response.status_code] += 1
 
     started = time.monotonic()
-    operations = 0
-    for result in schema.get_all_operations():
-        assert isinstance(result, Ok), result
-        operation = result.ok()
-        real.refresh()
-        fuzz(operation, schemathesis.GenerationMode.POSITIVE, POSITIVE_EXAMPLES, send)
-        fuzz(operation, schemathesis.GenerationMode.NEGATIVE, NEGATIVE_EXAMPLES, send)
-        operations += 1
+    operations = fuzz_every_operation(
+        schema,
+        send,
+        positive=POSITIVE_EXAMPLES,
+        negative=NEGATIVE_EXAMPLES,
+        before_each=real.refresh,
+    )
 
     total = sum(sum(counter.values()) for counter in outcomes.values())
     seconds = time.monotonic() - started

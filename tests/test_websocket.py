@@ -22,7 +22,7 @@ from config import Settings
 from models.lead import LeadDocument
 from server import create_app
 from services import leads
-from tests.conftest import mint
+from tests.conftest import mint, websocket_scope
 from tests.documents import CREATE_LEAD
 from tests.test_limits import INTROSPECTION, aliased, nested, with_tokens
 
@@ -50,23 +50,7 @@ class Socket:
         self.incoming: asyncio.Queue[Message] = asyncio.Queue()
         self.outgoing: asyncio.Queue[Message] = asyncio.Queue()
         self.request_id = request_id
-        scope = {
-            "type": "websocket",
-            "asgi": {"version": "3.0"},
-            "scheme": "ws",
-            "path": "/graphql",
-            "raw_path": b"/graphql",
-            "root_path": "",
-            "query_string": b"",
-            "headers": [
-                (b"host", b"crm.test"),
-                (b"sec-websocket-protocol", b"graphql-transport-ws"),
-                (b"x-request-id", request_id.encode()),
-            ],
-            "subprotocols": ["graphql-transport-ws"],
-            "client": ("127.0.0.1", 50000),
-            "server": ("crm.test", 80),
-        }
+        scope = websocket_scope(request_id=request_id)
 
         async def serve() -> None:
             await app(scope, self.incoming.get, self.outgoing.put)
