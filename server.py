@@ -22,7 +22,7 @@ from api.health import debug_stats, healthz, readyz
 from api.limits import RequestGuard
 from api.rate_limit import RateLimiter
 from api.rest import PREFIX as REST_PREFIX
-from api.rest import rest_app
+from api.rest import rest_app, routing_error
 from config import Settings
 from models.database import Database
 from models.lead import LeadDocument
@@ -106,6 +106,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *([Route("/debug/stats", debug_stats)] if settings.bench else []),
         ],
         middleware=middleware,
+        # Unknown paths and methods answer in JSON, like every other error here.
+        exception_handlers={404: routing_error, 405: routing_error},
         lifespan=lifespan,
     )
     app.state.database = database

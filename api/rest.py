@@ -20,6 +20,7 @@ import orjson
 from bson import Decimal128, ObjectId
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic.json_schema import models_json_schema
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, Router
@@ -680,3 +681,12 @@ def rest_app(limits: Limits) -> RequestGuard:
     ]
     router = Router(routes=[*routes, Route("/openapi.json", openapi)])
     return RequestGuard(router, limits, lambda _accept: JSON, error_body=lambda m: {"detail": m})
+
+
+async def routing_error(request: Request, error: Exception) -> Response:
+    """Starlette's own answers, for any path: no route matches it (404), or its route does not
+    take the method (405); in this API's JSON error shape rather than plain text."""
+    assert isinstance(error, HTTPException)
+    code = ErrorCode.NOT_FOUND if error.status_code == 404 else ErrorCode.BAD_REQUEST
+    body = {"detail": error.detail, "code": code.value}
+    return json_response(body, error.status_code, **(error.headers or {}))

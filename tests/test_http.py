@@ -231,3 +231,20 @@ async def test_cors_lets_a_browser_send_and_read_the_request_id(
     assert response.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
     assert "x-request-id" in response.headers["access-control-expose-headers"].lower()
     assert response.headers["x-request-id"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/api/crm/nowhere", 404),
+        ("PUT", "/api/crm/leads/%0A/status", 404),  # a lead id no route takes (found by fuzzing)
+        ("PATCH", "/api/crm/leads", 405),
+    ],
+)
+async def test_rest_paths_and_methods_it_lacks_answer_in_json(
+    http: httpx.AsyncClient, method: str, path: str, status: int
+) -> None:
+    response = await http.request(method, path)
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.json()["code"] == ("NOT_FOUND" if status == 404 else "BAD_REQUEST")
