@@ -488,6 +488,23 @@ async def convert_to_deal(call: Call) -> dict[str, Any]:
 
 
 LEAD = "/leads/{lead_id}"
+
+
+def child_list(
+    name: str, document: type[CrmDocument], newest_first_by: str, shape: type[BaseModel]
+) -> Endpoint:
+    """`GET /leads/{lead_id}/<name>`: the seed's "Get all <name> for a lead"."""
+    return Endpoint(
+        "GET",
+        f"{LEAD}/{name}",
+        f"Get all {name} for a lead",
+        children_endpoint(document, newest_first_by, name),
+        shape,
+        many=True,
+        errors=(401, 403, 404),
+    )
+
+
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
         "GET", "/leads", "Get all leads", list_all_leads, LeadListItem, many=True, errors=(401, 403)
@@ -514,35 +531,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         DeleteMessage,
         errors=(401, 403, 404),
     ),
-    Endpoint(
-        "GET",
-        f"{LEAD}/emails",
-        "Get all emails for a lead",
-        children_endpoint(EmailDocument, "timestamp", "emails"),
-        EmailOut,
-        many=True,
-        errors=(401, 403, 404),
-    ),
+    child_list("emails", EmailDocument, "timestamp", EmailOut),
     Endpoint("POST", f"{LEAD}/emails", "Send email to lead", send_lead_email, Message, EmailIn),
-    Endpoint(
-        "GET",
-        f"{LEAD}/calls",
-        "Get all calls for a lead",
-        children_endpoint(CallDocument, "timestamp", "calls"),
-        CallOut,
-        many=True,
-        errors=(401, 403, 404),
-    ),
+    child_list("calls", CallDocument, "timestamp", CallOut),
     Endpoint("POST", f"{LEAD}/calls", "Log a call with lead", log_lead_call, Message, CallIn),
-    Endpoint(
-        "GET",
-        f"{LEAD}/tasks",
-        "Get all tasks for a lead",
-        children_endpoint(TaskDocument, "createdAt", "tasks"),
-        TaskOut,
-        many=True,
-        errors=(401, 403, 404),
-    ),
+    child_list("tasks", TaskDocument, "createdAt", TaskOut),
     Endpoint("POST", f"{LEAD}/tasks", "Create task for lead", create_lead_task, Message, TaskIn),
     Endpoint(
         "PUT",
@@ -553,15 +546,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         TaskUpdate,
         errors=(400, 401, 403, 404, 422),
     ),
-    Endpoint(
-        "GET",
-        f"{LEAD}/notes",
-        "Get all notes for a lead",
-        children_endpoint(NoteDocument, "createdAt", "notes"),
-        NoteOut,
-        many=True,
-        errors=(401, 403, 404),
-    ),
+    child_list("notes", NoteDocument, "createdAt", NoteOut),
     Endpoint("POST", f"{LEAD}/notes", "Create note for lead", create_lead_note, Message, NoteIn),
     Endpoint(
         "POST",
