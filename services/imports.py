@@ -1096,12 +1096,16 @@ class ImportRunner:
         """The oldest job waiting for a runner (or this one), leased to this runner."""
         now = utc_now()
         wanted: dict[str, Any] = {} if job_id is None else {"_id": job_id}
-        raw = await ImportJobDocument.get_pymongo_collection().find_one_and_update(
-            {
-                **wanted,
-                "status": {"$in": [ImportStatus.QUEUED.value, ImportStatus.RUNNING.value]},
-                "$or": [{"leaseUntil": None}, {"leaseUntil": {"$lt": now}}],
-            },
+        claimable = {
+            **wanted,
+            "status": {"$in": [ImportStatus.QUEUED.value, ImportStatus.RUNNING.value]},
+            "$or": [{"leaseUntil": None}, {"leaseUntil": {"$lt": now}}],
+        }
+        jobs = ImportJobDocument.get_pymongo_collection()
+        if await jobs.find_one(claimable, {"_id": 1}) is None:
+            return None  # an idle runner only reads: no write every poll
+        raw = await jobs.find_one_and_update(
+            claimable,
             {"$set": {"owner": self.owner, "leaseUntil": self._lease(now)}},
             sort=[("createdAt", 1)],
             return_document=ReturnDocument.AFTER,
