@@ -449,30 +449,25 @@ def added(message: str, child: CrmDocument, lead: LeadDocument) -> dict[str, Any
     return {"message": message, "lead_id": lead.lead_id, "id": str(child.id)}
 
 
-async def send_lead_email(call: Call) -> dict[str, Any]:
-    email, lead = await send_email(call.viewer, call.path["lead_id"], call.values())
-    return added("Email sent successfully", email, lead)
+type AddChild = Callable[
+    [Viewer, str, Mapping[str, object]], Awaitable[tuple[CrmDocument, LeadDocument]]
+]
 
 
-async def log_lead_call(call: Call) -> dict[str, Any]:
-    logged, lead = await log_call(call.viewer, call.path["lead_id"], call.values())
-    return added("Call logged successfully", logged, lead)
+def add_child(service: AddChild, message: str) -> Handler:
+    """`POST /leads/{lead_id}/<kind>`: the service adds the email, call, task or note."""
 
+    async def handler(call: Call) -> dict[str, Any]:
+        child, lead = await service(call.viewer, call.path["lead_id"], call.values())
+        return added(message, child, lead)
 
-async def create_lead_task(call: Call) -> dict[str, Any]:
-    task, lead = await create_task(call.viewer, call.path["lead_id"], call.values())
-    return added("Task created successfully", task, lead)
+    return handler
 
 
 async def update_lead_task(call: Call) -> dict[str, Any]:
     object_id(call.path["task_id"], field="task_id")  # a malformed id is the path's fault
     task, lead = await update_task(call.viewer, call.path["task_id"], call.values())
     return added("Task updated successfully", task, lead)
-
-
-async def create_lead_note(call: Call) -> dict[str, Any]:
-    note, lead = await create_note(call.viewer, call.path["lead_id"], call.values())
-    return added("Note created successfully", note, lead)
 
 
 async def convert_to_deal(call: Call) -> dict[str, Any]:
@@ -532,11 +527,32 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         errors=(401, 403, 404),
     ),
     child_list("emails", EmailDocument, "timestamp", EmailOut),
-    Endpoint("POST", f"{LEAD}/emails", "Send email to lead", send_lead_email, Message, EmailIn),
+    Endpoint(
+        "POST",
+        f"{LEAD}/emails",
+        "Send email to lead",
+        add_child(send_email, "Email sent successfully"),
+        Message,
+        EmailIn,
+    ),
     child_list("calls", CallDocument, "timestamp", CallOut),
-    Endpoint("POST", f"{LEAD}/calls", "Log a call with lead", log_lead_call, Message, CallIn),
+    Endpoint(
+        "POST",
+        f"{LEAD}/calls",
+        "Log a call with lead",
+        add_child(log_call, "Call logged successfully"),
+        Message,
+        CallIn,
+    ),
     child_list("tasks", TaskDocument, "createdAt", TaskOut),
-    Endpoint("POST", f"{LEAD}/tasks", "Create task for lead", create_lead_task, Message, TaskIn),
+    Endpoint(
+        "POST",
+        f"{LEAD}/tasks",
+        "Create task for lead",
+        add_child(create_task, "Task created successfully"),
+        Message,
+        TaskIn,
+    ),
     Endpoint(
         "PUT",
         "/tasks/{task_id}",
@@ -547,7 +563,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         errors=(400, 401, 403, 404, 422),
     ),
     child_list("notes", NoteDocument, "createdAt", NoteOut),
-    Endpoint("POST", f"{LEAD}/notes", "Create note for lead", create_lead_note, Message, NoteIn),
+    Endpoint(
+        "POST",
+        f"{LEAD}/notes",
+        "Create note for lead",
+        add_child(create_note, "Note created successfully"),
+        Message,
+        NoteIn,
+    ),
     Endpoint(
         "POST",
         f"{LEAD}/convert-to-deal",
