@@ -157,6 +157,38 @@ def doctor(settings: Settings, args: argparse.Namespace) -> None:
         sys.exit(1)
 
 
+def duplicates(settings: Settings, args: argparse.Namespace) -> None:
+    """`crm duplicates`: scan every lead for groups of duplicates (services/search.py's rules),
+    one group per line: its lead ids and the rules that joined them (`--json`: JSON lines)."""
+    import json
+
+    from models.database import Database, DataDirInUse
+    from services.search import scan_duplicates
+    from services.viewer import Viewer
+
+    operator = Viewer(id="cli", name="crm duplicates", email=None, role="admin")
+
+    async def run() -> int:
+        database = Database(settings)
+        await database.connect()
+        try:
+            groups = await scan_duplicates(operator)
+        finally:
+            await database.close()
+        for group in groups:
+            if args.json:
+                print(json.dumps({"leadIds": group.lead_ids, "rules": group.rules}))
+            else:
+                print(f"{', '.join(group.lead_ids)}  ({', '.join(group.rules)})")
+        return len(groups)
+
+    try:
+        found = asyncio.run(run())
+    except DataDirInUse as error:
+        sys.exit(f"crm duplicates: {error}")
+    print(f"{found} groups of duplicates" if found else "no duplicates found", file=sys.stderr)
+
+
 def backup(settings: Settings, args: argparse.Namespace) -> None:
     """`crm backup FILE`: a consistent copy of the embedded database, taken while the server
     runs (SQLite's online backup reads one snapshot; writers carry on)."""
@@ -258,6 +290,11 @@ def parser() -> argparse.ArgumentParser:
         "doctor", help="list every stored document the server cannot read, and why"
     ).set_defaults(run=doctor)
 
+    scan = commands.add_parser(
+        "duplicates", help="scan every lead for groups of duplicates (merge them with mergeLeads)"
+    )
+    scan.add_argument("--json", action="store_true", help="one JSON object per group")
+    scan.set_defaults(run=duplicates)
     keys = commands.add_parser("api-key", help="create, list or revoke API keys for scripts")
     key_actions = keys.add_subparsers(dest="action", required=True)
     create = key_actions.add_parser("create", help="create a key; prints its secret once")

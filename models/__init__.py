@@ -10,6 +10,7 @@ from models.deal import DealDocument
 from models.email import EmailDocument
 from models.import_job import ImportFileChunk, ImportJobDocument, ImportRowDocument
 from models.lead import LeadDocument
+from models.merge import LeadMergeDocument
 from models.note import NoteDocument
 from models.organization import OrganizationDocument
 from models.task import TaskDocument
@@ -28,4 +29,5 @@ DOCUMENT_MODELS: list[type[Document]] = [
     ImportJobDocument,
     ImportFileChunk,
     ImportRowDocument,
+    LeadMergeDocument,
 ]

@@ -18,12 +18,13 @@ class ActivityType(Enum):
     NOTE_ADDED = "note_added"
     CONVERTED_TO_DEAL = "converted_to_deal"
     ASSIGNED = "assigned"
+    MERGED = "merged"
 
 
 class Activity(BaseModel):
     """Stored as the seed's `{type, description, by, timestamp}`, plus the changed field if any."""
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
 
     type: ActivityType
     description: str
@@ -32,3 +33,14 @@ class Activity(BaseModel):
     field: str | None = None
     old_value: str | None = Field(default=None, alias="oldValue")
     new_value: str | None = Field(default=None, alias="newValue")
+
+    # What a merge stores on the entries it writes or moves (services/merge.py) is kept as
+    # extra keys, written only there: `entryId` (a merge re-sorts a timeline, so each entry
+    # keeps its id stored), `mergeId` and `mergedFrom` (unmergeLeads moves them back).
+    @property
+    def stored_id(self) -> str | None:
+        return (self.model_extra or {}).get("entryId")
+
+    @property
+    def merge_id(self) -> str | None:
+        return (self.model_extra or {}).get("mergeId")

@@ -34,4 +34,4 @@ class CallDocument(CrmDocument):
 
     class Settings:
         name = "lead_calls"
-        indexes = [IndexModel("lead_id")]
+        indexes = [IndexModel("lead_id"), IndexModel("mergeId", sparse=True)]  # merge: unmergeLeads

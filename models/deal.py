@@ -55,5 +55,6 @@ class DealDocument(CrmDocument):
             IndexModel([("dealNumber", 1)], unique=True, sparse=True),
             # One deal per lead: the unique index is what makes a second conversion fail.
             IndexModel("lead_id", unique=True, sparse=True),
+            IndexModel("mergeId", sparse=True),  # a deal a merge moved (unmergeLeads)
             IndexModel([("createdAt", 1), ("_id", 1)]),
         ]

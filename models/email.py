@@ -28,4 +28,4 @@ class EmailDocument(CrmDocument):
 
     class Settings:
         name = "lead_emails"
-        indexes = [IndexModel("lead_id")]
+        indexes = [IndexModel("lead_id"), IndexModel("mergeId", sparse=True)]  # merge: unmergeLeads

@@ -16,7 +16,7 @@ from mongoeco.core.bson_scalars import is_bson_numeric
 from mongoeco.core.codec import DocumentCodec
 from mongoeco.core.filtering import QueryEngine
 from mongoeco.core.paths import get_document_value
-from mongoeco.core.query_plan import AndCondition, EqualsCondition, InCondition
+from mongoeco.core.query_plan import AllCondition, AndCondition, EqualsCondition, InCondition
 from mongoeco.engines._sqlite_connection import SQLiteConnection, sqlite_read_scope
 from mongoeco.engines.sqlite import SQLiteEngine
 from mongoeco.engines.sqlite_query import (
@@ -667,7 +667,9 @@ class CrmSQLiteEngine(SQLiteEngine):
     def _translate_query_plan_with_multikey(
         self, db_name: str, coll_name: str, plan: Any
     ) -> tuple[str, list[object]]:
-        fragment = self._index_lookup(db_name, coll_name, plan)
+        fragment = self._index_lookup(db_name, coll_name, plan) or self._element_lookup(
+            db_name, coll_name, plan
+        )
         if fragment is None:
             stock: tuple[str, list[object]] = super()._translate_query_plan_with_multikey(
                 db_name, coll_name, plan
@@ -703,6 +705,59 @@ class CrmSQLiteEngine(SQLiteEngine):
             f" WHERE collection_id = ? AND index_name = ? AND ({matches}))",
             params,
         )
+
+    def _element_lookup(
+        self, db_name: str, coll_name: str, plan: Any
+    ) -> tuple[str, list[object]] | None:
+        """`{field: s}`, `{field: {$in: [s…]}}`, `{field: {$all: [s…]}}` with strings `s` on an
+        indexed field that holds arrays (the search keys): the documents whose array has the
+        string (its multikey rows) or whose value is that string (its scalar row), instead of
+        stock's per-document EXISTS subquery beside a JSON comparison (a full scan)."""
+        if isinstance(plan, EqualsCondition):
+            groups: list[tuple[Any, ...]] = [(plan.value,)]
+        elif isinstance(plan, InCondition):
+            groups = [plan.values]
+        elif isinstance(plan, AllCondition):
+            groups = [(value,) for value in plan.values]
+        else:
+            return None
+        values = [value for group in groups for value in group]
+        if not values or not all(type(value) is str for value in values) or "." in plan.field:
+            return None
+        index = next(
+            (
+                index
+                for index in self._load_indexes(db_name, coll_name)
+                if index["fields"] == [plan.field]
+                and index.get("multikey")
+                and index.get("scalar_physical_name")
+                and not index.get("partial_filter_expression")
+                and index.get("collation") is None
+                and not index.get("hidden")
+                and index.get("expire_after_seconds") is None
+            ),
+            None,
+        )
+        collection_id = self._lookup_collection_id(self._require_connection(), db_name, coll_name)
+        if index is None or collection_id is None:
+            return None
+        string_score = self._multikey_type_score("string")
+        fragments: list[str] = []
+        params: list[object] = []
+        for group in groups:
+            marks = ", ".join("?" for _ in group)
+            rows = [
+                f"SELECT storage_key FROM {table} INDEXED BY {self._quote_identifier(str(name))}"
+                " WHERE collection_id = ? AND index_name = ? AND type_score = ?"
+                f" AND element_key IN ({marks})"
+                for table, name in (
+                    ("multikey_entries", index["multikey_physical_name"]),
+                    ("scalar_index_entries", index["scalar_physical_name"]),
+                )
+            ]
+            fragments.append(f"documents.storage_key IN ({' UNION '.join(rows)})")
+            params += [collection_id, index["name"], string_score, *group] * 2
+        return " AND ".join(fragments), params
 
     def _narrowing(
         self, db_name: str, coll_name: str, plan: Any

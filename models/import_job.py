@@ -6,8 +6,9 @@
   so exactly one server instance runs it and another takes over when that one dies.
 - The uploaded file's bytes are stored in MongoDB, in chunks of `CHUNK_BYTES`: any
   instance of a replica set can resume the job after a restart.
-- The ledger has one document per row that failed (its errors) or updated a lead (which one),
-  unique per (job, row): a batch that runs twice (resumed after a crash) records nothing twice.
+- The ledger has one document per row that failed (its errors), updated a lead (which one)
+  or created one that looks like stored leads (its duplicates), unique per (job, row): a
+  batch that runs twice (resumed after a crash) records nothing twice.
   Leads a job created carry `importJobId`, `importRow` and `importKey` (`<job>:<row>`,
   unique among leads) themselves.
 """
@@ -126,13 +127,24 @@ class ImportFileChunk(CrmDocument):
         indexes = [IndexModel([("jobId", 1), ("n", 1)], unique=True)]
 
 
+class RowDuplicate(BaseModel):
+    """A stored lead the row's new lead looks like (services/search.py's rules)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    lead_id: str = Field(alias="leadId")
+    score: float
+    rules: list[str]
+
+
 class ImportRowDocument(CrmDocument):
     job_id: PydanticObjectId = Field(alias="jobId")
     row: int
     outcome: str
-    """`failed` or `updated`."""
+    """`failed`, `updated`, or `created` (a new lead with likely duplicates)."""
     lead_id: str | None = Field(default=None, alias="leadId")
     errors: list[RowError] = Field(default_factory=list)
+    duplicates: list[RowDuplicate] = Field(default_factory=list)
     at: datetime | None = None
 
     class Settings:

@@ -22,6 +22,16 @@ class LeadDocument(CrmDocument, LeadFields):
     # None on a lead the seed stored, until the start-up migration numbers it.
     lead_number: int | None = Field(default=None, alias="leadNumber")
     deal_id: str | None = Field(default=None, alias="dealId")
+    # Normalized keys (services/normalize.py computes them; every lead writer stores them):
+    # search, duplicate detection and import matching query these, never the raw fields.
+    email_key: str | None = Field(default=None, alias="emailKey")
+    phone_key: str | None = Field(default=None, alias="phoneKey")
+    name_key: str | None = Field(default=None, alias="nameKey")
+    organization_key: str | None = Field(default=None, alias="organizationKey")
+    domain_key: str | None = Field(default=None, alias="domainKey")
+    search_keys: list[str] = Field(default_factory=list, alias="searchKeys")
+    # The key rules a lead's keys were computed by; None: stored before keys existed.
+    keys_version: int | None = Field(default=None, alias="keysVersion")
     activities: list[Activity] = Field(default_factory=list)
     # Lists that do not show the timeline have the database count it instead of sending it.
     _activities_count: int | None = PrivateAttr(default=None)
@@ -73,4 +83,8 @@ class LeadDocument(CrmDocument, LeadFields):
             # checks a compound sparse unique index by scanning).
             IndexModel("importKey", unique=True, sparse=True),
             IndexModel("importJobId", sparse=True),
+            # Search, duplicates and import matching: one multikey index over every key.
+            IndexModel("searchKeys"),
+            # The start-up migration finds leads whose keys are missing or out of date.
+            IndexModel("keysVersion"),
         ]

@@ -15,4 +15,4 @@ class NoteDocument(CrmDocument):
 
     class Settings:
         name = "lead_notes"
-        indexes = [IndexModel("lead_id")]
+        indexes = [IndexModel("lead_id"), IndexModel("mergeId", sparse=True)]  # merge: unmergeLeads

@@ -36,4 +36,4 @@ class TaskDocument(CrmDocument):
 
     class Settings:
         name = "lead_tasks"
-        indexes = [IndexModel("lead_id")]
+        indexes = [IndexModel("lead_id"), IndexModel("mergeId", sparse=True)]  # merge: unmergeLeads

@@ -22,6 +22,9 @@ describe_values(
     TASK_UPDATED="A task of the lead changed; the description lists the changed fields.",
     NOTE_ADDED="A note was added to the lead.",
     CONVERTED_TO_DEAL="The lead was converted to a deal.",
+    MERGED="Other leads were merged into this one (mergeLeads): `mergeId` names the merge "
+    "(unmergeLeads undoes it), the description lists the merged leads; their entries are on "
+    "this timeline now, in time order, with their ids.",
     ASSIGNED="The lead got another owner (assignLead, assignLeads); `field` is leadOwnerId, "
     "`oldValue`/`newValue` the previous and new owner's user id (null: no owner), the "
     "description names both.",
@@ -31,7 +34,8 @@ describe_values(
 class TimelineEntry(StoredActivity):
     """A stored activity with its place on its lead's timeline, which gives it a stable id.
 
-    Timelines are append-only, so `LEAD-001:3` (the lead's third entry) never changes meaning.
+    Entries are appended, so `LEAD-001:3` (the lead's third entry) never changes meaning; a
+    merge, which re-sorts a timeline, stores each entry's id on it (`Activity.stored_id`).
     """
 
     id: str
@@ -40,7 +44,11 @@ class TimelineEntry(StoredActivity):
 def entry(lead: LeadDocument, number: int) -> TimelineEntry:
     """The lead's `number`-th activity (1 = oldest), with its id."""
     stored = lead.activities[number - 1]
-    return TimelineEntry.model_construct(**stored.__dict__, id=f"{lead.lead_id}:{number}")
+    entry_id = stored.stored_id or f"{lead.lead_id}:{number}"
+    # Extras (a merge's `mergeId`) come along: the Activity type shows them.
+    return TimelineEntry.model_construct(
+        **stored.__dict__ | (stored.model_extra or {}) | {"id": entry_id}
+    )
 
 
 def timeline(lead: LeadDocument) -> list[TimelineEntry]:
@@ -62,3 +70,6 @@ class Activity:
     )
     old_value: str | None = strawberry.field(description="The value before the change.")
     new_value: str | None = strawberry.field(description="The value after the change.")
+    merge_id: strawberry.ID | None = strawberry.field(
+        description="On MERGED, and on entries a merge moved here: the merge (unmergeLeads)."
+    )

@@ -7,8 +7,12 @@ import strawberry
 from strawberry.file_uploads import Upload
 
 from models.import_job import ImportJobDocument, ImportMatch, ImportMode, ImportStatus, RowError
+from resolvers.context import Info
 from schema.common import PageInfo, describe_values
-from services import imports
+from schema.search import DuplicateCandidate
+from services import imports, search
+from services.errors import BadUserInput, FieldError
+from services.viewer import Viewer
 
 strawberry.enum(ImportMode, description="What an import does with each row.")
 strawberry.enum(ImportMatch, description="How an import finds the lead a row means.")
@@ -104,6 +108,26 @@ class ImportErrorConnection:
     total_count: int = strawberry.field(description="How many rows failed, over all pages.")
 
 
+@strawberry.type(description="An imported row whose new lead looks like stored leads.")
+class ImportRowDuplicates:
+    row: int = strawberry.field(description="Row number in the file (the header is row 1).")
+    lead_id: str | None = strawberry.field(
+        description="The lead the row created; null on a dry run."
+    )
+    candidates: list[search.DuplicateCandidate] = strawberry.field(
+        graphql_type=list[DuplicateCandidate],
+        description="Up to 5 stored leads it looks like, best first (findDuplicates' rules); "
+        "merge them with mergeLeads.",
+    )
+
+
+@strawberry.type(description="A page of an import's rows with likely duplicates, in row order.")
+class ImportDuplicateConnection:
+    nodes: list[ImportRowDuplicates] = strawberry.field(description="The rows of this page.")
+    page_info: PageInfo = strawberry.field(description="Cursors and whether there are more.")
+    total_count: int = strawberry.field(description="How many rows, over all pages.")
+
+
 @strawberry.type(description="A column of the file and the lead field it fills.")
 class ColumnMapping:
     id: strawberry.ID = strawberry.field(description="Unique: the job id and the column's place.")
@@ -142,6 +166,20 @@ class ImportJob:
     reverted_at: datetime | None = strawberry.field(description="When it was reverted.")
     created_by: str | None = strawberry.field(description="Name of who started it.")
 
+    @strawberry.field(
+        description="Rows that created a lead looking like stored leads (EMAIL, PHONE, a "
+        "similar name with the same organization…), with their candidates; `first` up to 500."
+    )
+    async def duplicates(
+        self,
+        info: Info,
+        first: Annotated[int, strawberry.argument(description="Page size, 0 to 500.")] = 50,
+        after: Annotated[
+            str | None, strawberry.argument(description="`pageInfo.endCursor` of a page.")
+        ] = None,
+    ) -> ImportDuplicateConnection:
+        return await _duplicates(self.document, info.context.user, first, after)
+
     @strawberry.field(description="The rows that failed, with why; `first` up to 500.")
     async def errors(
         self,
@@ -161,6 +199,40 @@ class ImportJob:
             ),
             total_count=page.total_count,
         )
+
+
+async def _duplicates(
+    document: ImportJobDocument, viewer: Viewer, first: int, after: str | None
+) -> ImportDuplicateConnection:
+    try:
+        after_row = int(after) if after is not None else None
+    except ValueError:
+        raise BadUserInput([FieldError("after", "not a cursor of this list")]) from None
+    rows, more, total = await imports.list_duplicates(document, first, after_row)
+    ids = [found.lead_id for row in rows for found in row.duplicates]
+    leads = await search.leads_by_id(viewer, ids)
+    nodes = [
+        ImportRowDuplicates(
+            row=row.row,
+            lead_id=row.lead_id,
+            candidates=[
+                search.DuplicateCandidate(leads[found.lead_id], found.score, found.rules)
+                for found in row.duplicates
+                if found.lead_id in leads  # merged or deleted since, or out of scope
+            ],
+        )
+        for row in rows
+    ]
+    return ImportDuplicateConnection(
+        nodes=nodes,
+        page_info=PageInfo(
+            has_next_page=more,
+            has_previous_page=after is not None,
+            start_cursor=None,
+            end_cursor=str(rows[-1].row) if rows else after,
+        ),
+        total_count=total,
+    )
 
 
 def import_job(document: ImportJobDocument) -> ImportJob:

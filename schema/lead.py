@@ -18,7 +18,7 @@ from resolvers.dataloaders import load_optional
 from schema.activity import Activity, TimelineEntry, timeline
 from schema.common import OrderDirection, describe_values
 from schema.fields import catalog_fields, create_input_fields, update_input_fields
-from services import leads
+from services import leads, search
 from services.leads import LeadOrderField
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from schema.deal import Deal
     from schema.email import Email
     from schema.note import Note
+    from schema.search import DuplicateCandidate
     from schema.task import Task
 
 strawberry.enum(LeadStatus, description="Where a lead stands in qualification.")
@@ -53,6 +54,7 @@ CallType = Annotated["Call", strawberry.lazy("schema.call")]
 TaskType = Annotated["Task", strawberry.lazy("schema.task")]
 NoteType = Annotated["Note", strawberry.lazy("schema.note")]
 DealType = Annotated["Deal", strawberry.lazy("schema.deal")]
+DuplicateCandidateType = Annotated["DuplicateCandidate", strawberry.lazy("schema.search")]
 
 
 @strawberry.type(description="A prospective customer, with everything done with them.")
@@ -162,6 +164,16 @@ class CreateLeadPayload:
     lead: LeadDocument = strawberry.field(
         graphql_type=Lead, description="The new lead, with its lead id and CREATED entry."
     )
+
+    @strawberry.field(
+        graphql_type=list[DuplicateCandidateType],
+        description="Leads that look like the same person (one indexed query, run only when "
+        "asked for): the lead is created all the same; merge them with mergeLeads.",
+    )
+    async def duplicates(self, info: Info) -> list[search.DuplicateCandidate]:
+        return await search.duplicates_of(
+            info.context.user, self.lead.model_dump(), exclude_lead_id=self.lead.lead_id
+        )
 
 
 @strawberry.type(description="The lead as it is after the change.")

@@ -17,7 +17,9 @@ from resolvers.deal import DealMutation, DealQuery
 from resolvers.email import EmailMutation
 from resolvers.imports import ImportMutation, ImportQuery, ImportSubscription
 from resolvers.lead import LeadMutation, LeadQuery
+from resolvers.merge import MergeMutation
 from resolvers.note import NoteMutation
+from resolvers.search import SearchQuery
 from resolvers.subscription import LeadSubscription
 from resolvers.task import TaskMutation
 from schema.common import DateTime
@@ -27,7 +29,7 @@ from schema.common import DateTime
     description="Reads. Each field declares the permission it needs (README: Teams); a lead "
     "out of the caller's scope is NOT_FOUND, never FORBIDDEN."
 )
-class Query(AuthQuery, LeadQuery, DealQuery, ApiKeyQuery, ImportQuery):
+class Query(AuthQuery, LeadQuery, SearchQuery, DealQuery, ApiKeyQuery, ImportQuery):
     pass
 
 
@@ -41,6 +43,7 @@ class Mutation(
     CallMutation,
     TaskMutation,
     NoteMutation,
+    MergeMutation,
     DealMutation,
     ApiKeyMutation,
     ImportMutation,

@@ -19,7 +19,7 @@ from models.fields import LeadStatus
 from models.lead import LeadDocument
 from models.note import NoteDocument
 from models.task import TaskDocument, TaskPriority, TaskStatus
-from services import sequence, timeline
+from services import normalize, sequence, timeline
 
 BATCH_SIZE = 200
 
@@ -152,6 +152,8 @@ def demo_lead(
         territory=rng.choice(TERRITORIES), lead_owner=owner, created_at=created,
         created_by="demo", updated_at=entries[-1].timestamp, activities=entries,
     )  # fmt: skip
+    for name, value in normalize.lead_keys(lead.model_dump()).items():
+        setattr(lead, name, value)
     return lead, [*emails, *calls, *tasks, *notes]
 
 

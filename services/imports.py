@@ -79,11 +79,11 @@ from models.import_job import (
     RowError,
 )
 from models.lead import LeadDocument
-from services import changes, policy, sequence, timeline
+from services import changes, normalize, policy, search, sequence, timeline
 from services.errors import BadUserInput, Conflict, ErrorCode, FieldError, NotFound, not_found
 from services.events import hub
 from services.import_files import FileRejected, TableInfo, escape, inspect, read_rows
-from services.leads import LEAD_RULES, MAX_WRITE_ATTEMPTS
+from services.leads import LEAD_RULES, MAX_WRITE_ATTEMPTS, with_keys
 from services.normalize import email_key, phone_key
 from services.policy import Action
 from services.validation import clean
@@ -355,37 +355,65 @@ def _match_keys(kind: ImportMatch, email: object, mobile: object) -> str | None:
 
 
 class MatchIndex:
-    """Normalized email and phone → lead ids, for the leads the job may match.
+    """Normalized email and phone → lead ids, for the rows of one batch.
 
-    Built by one scan (lead id, email and mobile only) when the job starts and kept current
-    with the job's own writes. (Normalized keys stored on each lead will let a query do this.)
+    Looked up per batch in the leads' stored keys (`searchKeys`, one indexed query), so a
+    job's memory does not grow with the collection. The job's own changes are remembered
+    on top: within a batch (a row matching a lead an earlier row created or changed), and
+    for a dry run, which writes nothing, for the whole job.
     """
 
-    def __init__(self, kinds: list[ImportMatch]) -> None:
+    def __init__(self, kinds: list[ImportMatch], *, remember: bool) -> None:
         self.kinds = [kind for kind in kinds if kind is not ImportMatch.LEAD_ID]
-        self.keys: dict[tuple[ImportMatch, str], set[str]] = {}
+        self.remember = remember
+        self.stored: dict[tuple[ImportMatch, str], set[str]] = {}
+        self.added: dict[tuple[ImportMatch, str], set[str]] = {}
+        self.removed: dict[tuple[ImportMatch, str], set[str]] = {}
 
-    async def load(self, scope: dict[str, Any]) -> None:
-        if not self.kinds:
-            return
-        cursor = LeadDocument.get_pymongo_collection().find(
-            scope, {"lead_id": 1, "email": 1, "mobile": 1, "_id": 0}, batch_size=5000
-        )
-        async for raw in cursor:
-            self.add(str(raw.get("lead_id")), raw.get("email"), raw.get("mobile"))
+    async def load(self, scope: dict[str, Any], rows: list[ParsedRow]) -> None:
+        """The stored leads the rows' keys match (in `scope`); forgets the last batch's."""
+        self.stored = {}
+        if not self.remember:  # written: the stored keys have them now
+            self.added, self.removed = {}, {}
+        wanted = {
+            (kind, key)
+            for parsed in rows
+            for kind in self.kinds
+            if (key := _match_keys(kind, parsed.values.get("email"), parsed.values.get("mobile")))
+        }
+        search_keys = [KEY_PREFIX[kind] + key for kind, key in wanted]
+        for part in _parts(search_keys):
+            cursor = LeadDocument.get_pymongo_collection().find(
+                {**scope, "searchKeys": {"$in": part}}, {"lead_id": 1, **STORED_KEYS}
+            )
+            async for raw in cursor:
+                for kind in self.kinds:
+                    # The search keys also hold variants (an untagged email, a national
+                    # number): a match is the stored key itself.
+                    key = raw.get(STORED_KEYS_BY_KIND[kind])
+                    if (kind, key) in wanted:
+                        self.stored.setdefault((kind, key), set()).add(str(raw["lead_id"]))
 
     def add(self, lead_id: str, email: object, mobile: object) -> None:
         for kind in self.kinds:
             if key := _match_keys(kind, email, mobile):
-                self.keys.setdefault((kind, key), set()).add(lead_id)
+                self.added.setdefault((kind, key), set()).add(lead_id)
+                self.removed.get((kind, key), set()).discard(lead_id)
 
     def remove(self, lead_id: str, email: object, mobile: object) -> None:
         for kind in self.kinds:
             if key := _match_keys(kind, email, mobile):
-                self.keys.get((kind, key), set()).discard(lead_id)
+                self.removed.setdefault((kind, key), set()).add(lead_id)
+                self.added.get((kind, key), set()).discard(lead_id)
 
     def find(self, kind: ImportMatch, key: str) -> set[str]:
-        return self.keys.get((kind, key), set())
+        found = self.stored.get((kind, key), set()) | self.added.get((kind, key), set())
+        return found - self.removed.get((kind, key), set())
+
+
+KEY_PREFIX = {ImportMatch.EMAIL: normalize.EMAIL, ImportMatch.PHONE: normalize.PHONE}
+STORED_KEYS_BY_KIND = {ImportMatch.EMAIL: "emailKey", ImportMatch.PHONE: "phoneKey"}
+STORED_KEYS = dict.fromkeys(STORED_KEYS_BY_KIND.values(), 1)
 
 
 # --- planning and writing a batch -----------------------------------------------------------
@@ -490,6 +518,8 @@ class JobRun:
         created, ledger = await self.traces([row for row, _ in rows])
         parsed_rows = [parse_row(row, cells, self.columns) for row, cells in rows]
         mode = self.job.mode
+        if mode is not ImportMode.CREATE:
+            await self.index.load(self.scope, parsed_rows)
         candidates: dict[int, list[tuple[ImportMatch, set[str]]]] = {}
         wanted: set[str] = set()
         if mode is not ImportMode.CREATE:
@@ -597,6 +627,7 @@ class JobRun:
         if self.job.dry_run:
             await _insert_ignoring_duplicates(ledger, records)
             self._simulate(updates, creates, now)
+            await self._report_duplicates(creates, now)
             return
         for plan in updates:
             assert plan.lead is not None
@@ -610,6 +641,29 @@ class JobRun:
             await self._update(updates, job_id, by, now)
         if creates:
             await self._create(creates, job_id, by, now)
+            await self._report_duplicates(creates, now)
+
+    async def _report_duplicates(self, creates: list[Plan], now: datetime) -> None:
+        """New leads that look like stored ones: recorded in the ledger (outcome `created`,
+        their candidates), from one indexed look-up for the batch (services/search.py)."""
+        rows = []
+        for plan in creates:
+            written = plan.lead is not None and not self.job.dry_run
+            lead_id = plan.lead.lead_id if written and plan.lead is not None else None
+            rows.append((lead_id, normalize.lead_keys({**plan.fields, "lead_id": lead_id})))
+        found = await search.duplicates_of_many(self.viewer, rows)
+        records = [
+            {
+                **_record(self.job_id, plan.parsed.row, "created", lead_id, [], now),
+                "duplicates": [
+                    {"leadId": other, "score": score, "rules": rules}
+                    for other, score, rules in candidates[:MAX_ROW_DUPLICATES]
+                ],
+            }
+            for plan, (lead_id, _), candidates in zip(creates, rows, found, strict=True)
+            if candidates
+        ]
+        await _insert_ignoring_duplicates(ImportRowDocument.get_pymongo_collection(), records)
 
     async def _update(
         self, updates: list[Plan], job_id: str, by: str | None, now: datetime
@@ -630,10 +684,11 @@ class JobRun:
                 )
                 for name, new in plan.fields.items()
             ]
-            pinned = changes.pinned(lead, [*plan.fields, "updated_at"])
+            writes, read = with_keys(lead, plan.fields)
+            pinned = changes.pinned(lead, [*read, "updated_at"])
             operations.append(
                 timeline.record_operation(
-                    policy.scoped(self.viewer, pinned), entries, changes=plan.fields, at=now
+                    policy.scoped(self.viewer, pinned), entries, changes=writes, at=now
                 )
             )
         result = await LeadDocument.get_pymongo_collection().bulk_write(operations, ordered=False)
@@ -696,11 +751,13 @@ class JobRun:
                 if fields.get("lead_owner") is None:
                     fields["lead_owner"] = self.viewer.name or self.viewer.id
                 entry = timeline.lead_imported(job_id, plan.parsed.row, by=by, at=now)
+                lead_id = sequence.format_id("LEAD", number)
                 lead = LeadDocument.model_validate(
                     {
                         **fields,
+                        **normalize.lead_keys({**fields, "lead_id": lead_id}),
                         "lead_owner_id": self.viewer.id,
-                        "lead_id": sequence.format_id("LEAD", number),
+                        "lead_id": lead_id,
                         "lead_number": number,
                         "created_at": now,
                         "created_by": self.viewer.id,
@@ -764,6 +821,8 @@ class JobRun:
             self.index.add(key, values.get("email"), values.get("mobile"))
 
 
+# Candidates kept per imported row (the best first).
+MAX_ROW_DUPLICATES = 5
 # Values per `$in`: the embedded engine refuses deep expression trees (about 1000).
 IN_LIMIT = 200
 
@@ -926,6 +985,21 @@ async def list_errors(job: ImportJobDocument, first: int, after: str | None) -> 
     total = await collection.count_documents({"jobId": job.id, "outcome": "failed"})
     end = _error_cursor(page[-1][0], page[-1][1]) if page else after
     return ErrorPage([(index, error) for _, index, error in page], len(found) > first, end, total)
+
+
+async def list_duplicates(
+    job: ImportJobDocument, first: int, after: int | None
+) -> tuple[list[ImportRowDocument], bool, int]:
+    """Rows whose new lead looks like stored leads, in row order, `first` (up to 500) at a
+    time after row `after`; with whether there are more, and how many there are in all."""
+    if not 0 <= first <= 500:
+        raise BadUserInput([FieldError("first", "must be 0 to 500")])
+    collection = ImportRowDocument.get_pymongo_collection()
+    query: dict[str, Any] = {"jobId": job.id, "outcome": "created"}
+    page_query = {**query, "row": {"$gt": after if after is not None else 0}}
+    raws = await collection.find(page_query).sort("row", 1).limit(first + 1).to_list()
+    rows = [ImportRowDocument.model_validate(raw) for raw in raws]
+    return rows[:first], len(rows) > first, await collection.count_documents(query)
 
 
 async def list_jobs(
@@ -1199,8 +1273,9 @@ class ImportRunner:
                     },
                 )
                 job.total_rows = info.total_rows
-            index = MatchIndex(job.match_on if job.mode is not ImportMode.CREATE else [])
-            await index.load(policy.scoped(viewer, {}))
+            index = MatchIndex(
+                job.match_on if job.mode is not ImportMode.CREATE else [], remember=job.dry_run
+            )
             run = JobRun(
                 job,
                 viewer,
@@ -1373,7 +1448,7 @@ async def revert_import(viewer: Viewer, job_id: str) -> ImportJobDocument:
             timeline.record_operation(
                 {"_id": restore.lead["_id"], "updatedAt": restore.lead["updatedAt"]},
                 reverts,
-                changes=restore.old,
+                changes=with_keys(lead, restore.old)[0],
                 at=now,
             )
         )

@@ -1,6 +1,5 @@
 """Leads: look-ups, the list with filters and order, create, update, status."""
 
-import re
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from enum import Enum
@@ -12,7 +11,7 @@ from models.activity import ActivityType
 from models.base import stored_fields, utc_now
 from models.fields import LeadFields, LeadStatus, specs
 from models.lead import ACTIVITIES_COUNT, LeadDocument
-from services import changes, policy, sequence, timeline, versions
+from services import changes, normalize, policy, sequence, timeline, versions
 from services.documents import decode
 from services.errors import BadUserInput, Conflict, FieldError, not_found
 from services.events import LeadActivityEvent, hub
@@ -28,7 +27,8 @@ MAX_WRITE_ATTEMPTS = 25
 MAX_SEARCH_WORDS = 10
 MAX_OWNER_ID_LENGTH = 200
 MAX_SEARCH_LENGTH = 200
-SEARCH_FIELDS = ("firstName", "lastName", "email", "organization", "lead_id")
+# A lead read to be shown or changed comes without its search keys (only queries use them).
+WITHOUT_KEYS = {"searchKeys": 0}
 
 
 class LeadOrderField(Enum):
@@ -49,15 +49,10 @@ async def get_lead(viewer: Viewer, lead_id: str) -> LeadDocument:
     """The lead, if the viewer may read it; NOT_FOUND when absent or out of their scope."""
     policy.require(viewer, Action.READ)
     query = policy.scoped(viewer, {"lead_id": lead_id})
-    raw = await LeadDocument.get_pymongo_collection().find_one(query)
+    raw = await LeadDocument.get_pymongo_collection().find_one(query, WITHOUT_KEYS)
     if raw is None:
         raise not_found("Lead", lead_id)
     return decode(LeadDocument, raw, "Lead")
-
-
-def _literal(text: str) -> dict[str, str]:
-    """A case-insensitive match of `text` as typed: regex characters mean themselves."""
-    return {"$regex": re.escape(text), "$options": "i"}
 
 
 def lead_query(filters: Mapping[str, Any]) -> dict[str, Any]:
@@ -91,16 +86,18 @@ def lead_query(filters: Mapping[str, Any]) -> dict[str, Any]:
     if created:
         query["createdAt"] = created
     search = filters.get("search") or ""
-    terms = search.split()
-    if len(search) > MAX_SEARCH_LENGTH or len(terms) > MAX_SEARCH_WORDS:
-        # Each word is a regex over five fields: bound the work one request can ask for.
+    if len(search) > MAX_SEARCH_LENGTH or len(search.split()) > MAX_SEARCH_WORDS:
         message = f"at most {MAX_SEARCH_WORDS} words and {MAX_SEARCH_LENGTH} characters"
         raise BadUserInput([FieldError("search", message)])
-    if terms:
-        # Every word must match one of the fields: "jane acme" finds Jane at Acme.
-        query["$and"] = [
-            {"$or": [{field: _literal(term)} for field in SEARCH_FIELDS]} for term in terms
-        ]
+    if search.strip():
+        # Every word must start a word of the name, organization, email or lead id ("jane
+        # acme" finds Jane at Acme), by the stored keys: one index, never a scan.
+        terms = normalize.search_terms(search)
+        words = [normalize.WORD + term for term in dict.fromkeys(terms)]
+        if words:
+            query["searchKeys"] = {"$all": words}
+        else:
+            query["_id"] = None  # only punctuation: no word to match, so no lead
     return query
 
 
@@ -108,7 +105,7 @@ def lead_query(filters: Mapping[str, Any]) -> dict[str, Any]:
 # the longest array of a lead document is neither sent by the database nor decoded here.
 WITHOUT_TIMELINE = (
     {"$set": {ACTIVITIES_COUNT: {"$size": {"$ifNull": ["$activities", []]}}}},
-    {"$unset": "activities"},
+    {"$unset": ["activities", "searchKeys"]},
 )
 
 
@@ -147,10 +144,12 @@ async def create_lead(
     created = timeline.activity(ActivityType.CREATED, "Lead created", by=viewer.name, at=now)
     for _ in range(MAX_WRITE_ATTEMPTS):
         number = await sequence.next_number("lead")
+        lead_id = sequence.format_id("LEAD", number)
         lead: LeadDocument = LeadDocument.model_validate(
             {
                 **fields,
-                "lead_id": sequence.format_id("LEAD", number),
+                **normalize.lead_keys({**fields, "lead_id": lead_id}),
+                "lead_id": lead_id,
                 "lead_number": number,
                 "created_at": now,
                 "created_by": viewer.id,
@@ -231,15 +230,29 @@ async def _write_fields(
             timeline.lead_field_changed(name, getattr(lead, name), new, by=viewer.name, at=now)
             for name, new in changed.items()
         ]
+        writes, read = with_keys(lead, changed)
         # The expected version is part of the write's filter, so check and write are atomic.
-        pinned = changes.pinned(lead, [*changed, "updated_at"] if expected else changed)
+        pinned = changes.pinned(lead, [*read, "updated_at"] if expected else read)
         # The scope too: a lead assigned away meanwhile is not written (then NOT_FOUND).
         updated = await timeline.record(
-            policy.scoped(viewer, pinned), entries, changes=changed, at=now
+            policy.scoped(viewer, pinned), entries, changes=writes, at=now
         )
         if updated is not None:
             return updated
     raise Conflict(f"Lead {lead_id!r} is being changed by others; retry")
+
+
+def with_keys(
+    lead: LeadDocument, changed: Mapping[str, object]
+) -> tuple[dict[str, object], list[str]]:
+    """The write for `changed`: with the lead's new keys when a field they come from changes.
+    Also the fields the write must pin: all the keys' sources then, so a concurrent change
+    of another of them makes this write miss instead of storing keys of a mix."""
+    if not any(name in normalize.KEY_SOURCES for name in changed):
+        return dict(changed), list(changed)
+    after = {name: getattr(lead, name) for name in normalize.KEY_SOURCES} | dict(changed)
+    pinned = list(dict.fromkeys([*changed, *normalize.KEY_SOURCES]))
+    return {**changed, **normalize.lead_keys(after)}, pinned
 
 
 async def lead_activity(viewer: Viewer, lead_id: str | None) -> AsyncIterator[LeadActivityEvent]:

@@ -13,7 +13,9 @@ Steps (each a no-op once done), all of a document's in one pipeline update per b
 - timestamps stored as ISO strings (the seed wrote `"2025-01-20T10:00:00"`, UTC without an
   offset) become BSON datetimes, so date filters and orders compare like with like;
 - the `lead` / `deal` counters move past the highest number in use (`$max`), so the next
-  lead after LEAD-012 is LEAD-013 at the first try.
+  lead after LEAD-012 is LEAD-013 at the first try;
+- normalized keys (services/normalize.py) on leads stored without them, or under older key
+  rules (`keysVersion`): search, duplicates and import matching find them like any other.
 """
 
 import asyncio
@@ -26,11 +28,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
-from models.base import CrmDocument, utc_now
+from models.base import CrmDocument, stored_fields, utc_now
 from models.call import CallDocument
 from models.counter import Counter
 from models.deal import DealDocument
@@ -38,6 +40,7 @@ from models.email import EmailDocument
 from models.lead import LeadDocument
 from models.note import NoteDocument
 from models.task import TaskDocument
+from services import normalize
 
 log = logging.getLogger("crm.migration")
 
@@ -300,6 +303,39 @@ async def _counter_past_highest(
         report.changed[f"counters.{sequence}"] = 1
 
 
+KEY_SOURCES = {
+    name: LeadDocument.model_fields[name].alias or name for name in normalize.KEY_SOURCES
+}
+# Leads whose keys are missing (None matches a missing field) or from older rules.
+STALE_KEYS = {"keysVersion": {"$in": [None, *range(1, normalize.KEYS_VERSION)]}}
+
+
+async def _backfill_keys(lease: Lease, report: Report) -> None:
+    """Compute keys in batches. Each write is pinned to the fields its keys came from, so a
+    lead changed meanwhile (whose writer stored fresh keys) is left as that writer left it."""
+    collection = LeadDocument.get_pymongo_collection()
+    projection = dict.fromkeys(KEY_SOURCES.values(), 1)
+    done, seen = 0, set[Any]()
+    while True:
+        batch = await collection.find(STALE_KEYS, projection).limit(BATCH_SIZE).to_list()
+        fresh = [raw for raw in batch if raw["_id"] not in seen]
+        if not fresh:
+            break  # nothing left, or only leads whose every write missed: counted as skipped
+        seen.update(raw["_id"] for raw in fresh)
+        writes = []
+        for raw in fresh:
+            values = {name: raw.get(stored) for name, stored in KEY_SOURCES.items()}
+            # `$eq`: a stored value is matched as it is, even one that looks like an operator.
+            sources = {stored: {"$eq": raw.get(stored)} for stored in KEY_SOURCES.values()}
+            keys = stored_fields(LeadDocument, normalize.lead_keys(values))
+            writes.append(UpdateOne({"_id": raw["_id"], **sources}, {"$set": keys}))
+        done += (await collection.bulk_write(writes, ordered=False)).modified_count
+        await lease.renew()
+        log.info("migration lead keys: %d done", done)
+    if done:
+        report.changed["leads.keys"] = done
+
+
 async def migrate(*, owner: str | None = None) -> Report:
     """Run every step under the lease (waiting for another instance that holds it)."""
     started = time.monotonic()
@@ -319,6 +355,7 @@ async def migrate(*, owner: str | None = None) -> Report:
                 await _batches(collection, query, update, lease, collection.name, report)
         for model, sequence, _id_field, number_field in NUMBERED:
             await _counter_past_highest(model, sequence, number_field, report)
+        await _backfill_keys(lease, report)
     finally:
         report.seconds = time.monotonic() - started
         await lease.release(report)

@@ -136,6 +136,7 @@ async def record(
     raw = await LeadDocument.get_pymongo_collection().find_one_and_update(
         dict(lead_filter),
         _update(activities, changes or {}, at or utc_now()),
+        projection={"searchKeys": 0},  # keys are for queries, not for the caller
         return_document=ReturnDocument.AFTER,
         session=session,
     )
@@ -144,6 +145,46 @@ async def record(
     lead: LeadDocument = LeadDocument.model_validate(raw)
     hub.written(lead, len(activities))
     return lead
+
+
+async def rewrite(
+    lead_filter: Mapping[str, object],
+    activities: list[dict[str, object]],
+    *,
+    sets: Mapping[str, object],
+    unsets: list[str],
+    at: datetime,
+    announced: int,
+) -> LeadDocument | None:
+    """Replace the whole timeline (merge and unmerge re-sort it; entries as stored, so each
+    keeps every byte), set and unset stored fields, advance `updatedAt`; in one write.
+    The last `announced` entries are new (live events). None when no lead matches."""
+    update: dict[str, object] = {name: {"$literal": value} for name, value in sets.items()}
+    update["activities"] = {"$literal": activities}
+    update["updatedAt"] = versions.advanced("updatedAt", at)
+    pipeline: list[dict[str, object]] = [{"$set": update}]
+    if unsets:
+        pipeline.append({"$unset": unsets})
+    raw = await LeadDocument.get_pymongo_collection().find_one_and_update(
+        dict(lead_filter),
+        pipeline,
+        projection={"searchKeys": 0},
+        return_document=ReturnDocument.AFTER,
+    )
+    if raw is None:
+        return None
+    lead: LeadDocument = LeadDocument.model_validate(raw)
+    if announced:
+        hub.written(lead, announced)
+    return lead
+
+
+def merged(merge_id: str, lead_ids: list[str], *, by: str | None, at: datetime) -> Activity:
+    """MERGED, naming the merged leads, with the merge's id (unmergeLeads takes it off)."""
+    entry = activity(
+        ActivityType.MERGED, f"Merged {', '.join(lead_ids)} into this lead", by=by, at=at
+    )
+    return Activity.model_validate({**entry.model_dump(by_alias=True), "mergeId": merge_id})
 
 
 # --- imports (services/imports.py) ----------------------------------------------------------

@@ -26,7 +26,15 @@ SEED_LEAD_KEYS = {
     "activities",
 }  # fmt: skip
 # What this server may add to a seed lead (docs/seed.md and README "Stored documents").
-ADDED_LEAD_KEYS = {"leadNumber", "convertedToDeal", "dealId", "leadOwnerId"}
+# What this server adds to a seed lead: ids, conversion, ownership, and normalized keys.
+KEY_FIELDS = {"emailKey", "phoneKey", "nameKey", "organizationKey", "domainKey", "searchKeys"}
+ADDED_LEAD_KEYS = {
+    "leadNumber",
+    "convertedToDeal",
+    "dealId",
+    "leadOwnerId",
+    "keysVersion",
+} | KEY_FIELDS
 
 
 def stamp(day: int, as_string: bool) -> Any:

@@ -47,10 +47,12 @@ def inject(
     step: Step[Any] = CRASH,
     *,
     steps: tuple[Step[Any], ...] | None = None,
+    name: str = "STEPS",
 ) -> None:
     """Until the test ends (or `restore`), `module`'s operation runs `step` at `position` of
-    `steps` (default: its own STEPS)."""
-    monkeypatch.setattr(module, "STEPS", with_step(steps or steps_of(module), position, step))
+    `steps` (default: its own STEPS); `name` is the module's attribute holding them."""
+    own: tuple[Step[Any], ...] = getattr(module, name)
+    monkeypatch.setattr(module, name, with_step(steps or own, position, step))
 
 
 def restore(

@@ -9,6 +9,7 @@ import pytest
 from bson import ObjectId
 
 from models.lead import LeadDocument
+from services.migration import migrate
 from tests.conftest import GraphQLClient
 from tests.documents import CREATE_LEAD, LIST_LEADS
 
@@ -50,7 +51,9 @@ def lead(number: int, **fields: Any) -> dict[str, Any]:
 
 
 async def store(*leads: dict[str, Any]) -> None:
+    """Store leads as the seed's backend did; the start-up migration adds their keys."""
     await LeadDocument.get_pymongo_collection().insert_many([dict(lead) for lead in leads])
+    await migrate()
 
 
 def tied_lead(i: int) -> dict[str, Any]:
@@ -334,12 +337,15 @@ FILTER_LEADS = [
         ({"search": "lead-003"}, {3}),
         ({"search": "jane acme"}, {1}),
         ({"search": "  Jane   GLOBEX "}, {2}),
-        ({"search": "a.c"}, set()),
-        ({"search": ".*"}, {5}),
-        ({"search": "("}, {6}),
-        ({"search": "["}, {6}),
-        ({"search": "\\"}, {6}),
-        ({"search": "^Jane$"}, set()),
+        # Punctuation separates words, and is matched as nothing else (never as a pattern).
+        ({"search": "a.c"}, {1}),
+        ({"search": "star"}, {5}),
+        ({"search": "chars ltd"}, {6}),
+        ({"search": ".*"}, set()),
+        ({"search": "("}, set()),
+        ({"search": "\\"}, set()),
+        ({"search": "^Jane$"}, {1, 2}),
+        ({"search": "ane"}, set()),
     ],
 )
 async def test_filter(gql: GraphQLClient, filter: dict[str, Any], expected: set[int]) -> None:

@@ -246,6 +246,33 @@ CASES: dict[str, Case] = {
         needs=(),
         gate_only=True,
     ),
+    "searchLeads": Case(
+        Action.READ,
+        "query($s: String!) { searchLeads(query: $s) { lead { leadId } } }",
+        lambda target, sub: {"s": target.name},
+        lists=lambda data, target: (
+            target.lead_id in [hit["lead"]["leadId"] for hit in data["searchLeads"]]
+        ),
+    ),
+    "findDuplicates": Case(
+        Action.READ,
+        "query($id: String!) { findDuplicates(leadId: $id) { lead { leadId } } }",
+        lead_id_of,
+    ),
+    "mergeLeads": Case(
+        Action.DELETE,
+        "mutation($id: String!, $d: [String!]!) "
+        "{ mergeLeads(primaryLeadId: $id, duplicateLeadIds: $d) { mergedLeadIds } }",
+        lambda target, sub: {"id": target.lead_id, "d": [target.extra["duplicate"]]},
+        needs=("lead", "duplicate"),
+    ),
+    "unmergeLeads": Case(
+        Action.DELETE,
+        "mutation($id: ID!) { unmergeLeads(mergeId: $id) { lead { leadId } } }",
+        lambda target, sub: {"id": NO_SUCH_ID},
+        needs=(),
+        gate_only=True,
+    ),
     "leadActivity": Case(
         Action.READ,
         "subscription($id: String) { leadActivity(leadId: $id) { lead { leadId } } }",
@@ -297,12 +324,18 @@ async def make_target(ownership: str, role: str, needs: tuple[str, ...], tag: st
     if "lead" in needs:
         owner = {"own": sub_of(role), "other": OTHER_OWNER, "unowned": None}[ownership]
         values = {"first_name": name, "email": "m@example.com", "lead_owner": "Owner"}
-        lead = await leads.create_lead(ADMIN, values, owner_id=owner or ADMIN.id)
+        copies = 2 if "duplicate" in needs else 1  # the same person again, same owner
+        created = [
+            await leads.create_lead(ADMIN, values, owner_id=owner or ADMIN.id)
+            for _ in range(copies)
+        ]
         if owner is None:  # a lead from before ownership (seed data): no leadOwnerId at all
-            await LeadDocument.get_pymongo_collection().update_one(
-                {"_id": lead.id}, {"$unset": {"leadOwnerId": ""}}
+            await LeadDocument.get_pymongo_collection().update_many(
+                {"_id": {"$in": [lead.id for lead in created]}}, {"$unset": {"leadOwnerId": ""}}
             )
-        target.lead_id = lead.lead_id
+        target.lead_id = created[0].lead_id
+        if copies == 2:
+            target.extra["duplicate"] = created[1].lead_id
     if "deal" in needs:
         _, deal = await conversion.convert_lead(ADMIN, target.lead_id, {})
         target.deal_id = deal.deal_id

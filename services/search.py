@@ -1,0 +1,463 @@
+"""Ranked lead search and duplicate candidates, served by the stored keys (services/normalize.py).
+
+Every query here is an equality or `$in`/`$all` on `searchKeys`, one multikey index: a page of
+hits costs the same few commands at 1,000 or 50,000 leads, on MongoDB and on the embedded
+engine. What a key found is then ranked here, in Python, on the few leads it returned.
+
+Search tiers (README "Search and duplicates"): an exact email or phone (score 1), the exact
+full name in any word order (0.9), every word the start of a word of the name, organization,
+email or lead id (0.5 to 0.8: whole words above fragments), then one-letter typos (0.2 to 0.5, by
+trigram similarity).
+"""
+
+import html
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from models.lead import LeadDocument
+from services import normalize, policy
+from services.documents import decode
+from services.errors import BadUserInput, FieldError
+from services.leads import get_lead
+from services.normalize import EMAIL, NAME, NAME_TYPO, PHONE, TYPO, WORD
+from services.policy import Action
+from services.viewer import Viewer
+
+MAX_QUERY_LENGTH = 200
+MAX_QUERY_WORDS = 10
+MAX_HITS = 100
+DEFAULT_HITS = 20
+# Leads one key look-up may bring back for ranking: enough to rank a page well, bounded.
+CANDIDATES = 200
+# A search or duplicate look-up never sends a lead's timeline or its keys.
+LIST_FIELDS = {"activities": 0, "searchKeys": 0}
+# A key that matches more leads than this is shared (a company switchboard, a team inbox):
+# it says nothing about who is the same person, so its rule is dropped.
+MAX_SHARED = 5
+# Rule weights; a candidate's score is 1 - Π(1 - weight) over the rules it matches.
+RULE_WEIGHTS = {
+    "EMAIL": 0.9,
+    "PHONE": 0.8,
+    "NAME": 0.4,
+    "NAME_SIMILAR": 0.3,
+    "ORGANIZATION": 0.3,
+    "DOMAIN": 0.3,
+}
+# Candidates below this are not reported: a shared name alone (0.4) is not a duplicate.
+MIN_DUPLICATE_SCORE = 0.5
+PHONE_LIKE = re.compile(r"^[\d\s()+./-]{7,}$")
+HIGHLIGHT_OPEN, HIGHLIGHT_CLOSE = "<mark>", "</mark>"
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    lead: LeadDocument
+    score: float
+    matched_field: str
+    highlight: str | None
+
+
+@dataclass(frozen=True)
+class DuplicateCandidate:
+    lead: LeadDocument
+    score: float
+    rules: list[str]
+
+
+def _leads() -> Any:
+    return LeadDocument.get_pymongo_collection()
+
+
+async def _find(viewer: Viewer, query: Mapping[str, Any], limit: int) -> list[LeadDocument]:
+    cursor = _leads().find(policy.scoped(viewer, dict(query)), LIST_FIELDS).limit(limit)
+    return [decode(LeadDocument, raw, "Lead") async for raw in cursor]
+
+
+async def leads_by_id(viewer: Viewer, lead_ids: Iterable[str]) -> dict[str, LeadDocument]:
+    """The leads with these ids that are in the viewer's scope (one query)."""
+    wanted = list(dict.fromkeys(lead_ids))
+    found = await _find(viewer, {"lead_id": {"$in": wanted}}, len(wanted)) if wanted else []
+    return {lead.lead_id: lead for lead in found}
+
+
+# --- search -------------------------------------------------------------------------------
+
+
+def _checked_query(query: str, first: int) -> list[str]:
+    errors = []
+    if len(query) > MAX_QUERY_LENGTH or len(query.split()) > MAX_QUERY_WORDS:
+        message = f"at most {MAX_QUERY_WORDS} words and {MAX_QUERY_LENGTH} characters"
+        errors.append(FieldError("query", message))
+    if not 1 <= first <= MAX_HITS:
+        errors.append(FieldError("first", f"must be between 1 and {MAX_HITS}"))
+    if errors:
+        raise BadUserInput(errors)
+    return normalize.search_terms(query)
+
+
+def _exact_keys(query: str) -> list[str]:
+    """Keys that only the lead with exactly this email, phone or name has."""
+    keys = []
+    if "@" in query:
+        keys += [EMAIL + key for key in normalize.email_keys(query)]
+    if PHONE_LIKE.match(query.strip()):
+        keys += [PHONE + key for key in normalize.phone_keys(query)]
+        digits = re.sub(r"\D", "", query).lstrip("0")
+        keys.append(PHONE + digits)
+    if name := normalize.name_key(query, None):
+        keys.append(NAME + name)
+    return keys
+
+
+async def search_leads(viewer: Viewer, query: str, first: int) -> list[SearchHit]:
+    """The leads in the viewer's scope that best match `query`, best first."""
+    policy.require(viewer, Action.READ)
+    terms = _checked_query(query, first)
+    found: dict[str, LeadDocument] = {}
+    if exact := _exact_keys(query):
+        found |= {lead.lead_id: lead for lead in await _find(viewer, _in(exact), first)}
+    if terms:
+        prefixes = {"searchKeys": {"$all": [WORD + term for term in dict.fromkeys(terms)]}}
+        found |= {lead.lead_id: lead for lead in await _find(viewer, prefixes, CANDIDATES)}
+    if len(found) < first and (typo_keys := _typo_keys(terms)):
+        found |= {lead.lead_id: lead for lead in await _find(viewer, _in(typo_keys), CANDIDATES)}
+    hits = [hit for lead in found.values() if (hit := rank(lead, query, terms)) is not None]
+    hits.sort(key=lambda hit: (-hit.score, hit.lead.lead_number or 0, hit.lead.lead_id))
+    return hits[:first]
+
+
+def _in(keys: Iterable[str]) -> dict[str, Any]:
+    return {"searchKeys": {"$in": list(dict.fromkeys(keys))}}
+
+
+def _typo_keys(terms: Sequence[str]) -> list[str]:
+    """The typo keys of the query's longest word (the most telling; ranking checks the
+    others): each of its one-letter-left-out spellings."""
+    long_terms = [term for term in terms if len(term) >= normalize.MIN_TYPO_WORD]
+    if not long_terms:
+        return []
+    longest = max(long_terms, key=len)
+    return [TYPO + variant for variant in sorted(normalize.typo_variants(longest))]
+
+
+def _fields(lead: LeadDocument) -> list[tuple[str, str]]:
+    """(GraphQL field, text) pairs search matches words against, in ranking preference."""
+    pairs = [
+        ("fullName", " ".join(part for part in (lead.first_name, lead.last_name) if part)),
+        ("organization", lead.organization or ""),
+        ("email", lead.email or ""),
+        ("leadId", lead.lead_id),
+    ]
+    return [(name, text) for name, text in pairs if text]
+
+
+def rank(lead: LeadDocument, query: str, terms: Sequence[str]) -> SearchHit | None:
+    """How well `lead` matches: its tier's score, the field that matched, a highlight."""
+    exact = set(_exact_keys(query))
+    if lead.email and exact & {EMAIL + key for key in normalize.email_keys(lead.email)}:
+        return SearchHit(lead, 1.0, "email", _marked(lead.email, None))
+    if lead.mobile and exact & {PHONE + key for key in normalize.phone_keys(lead.mobile)}:
+        return SearchHit(lead, 1.0, "mobile", _marked(lead.mobile, None))
+    fields = _fields(lead)
+    if NAME + (lead.name_key or "") in exact:
+        return SearchHit(lead, 0.9, "fullName", _marked(fields[0][1], None))
+    if not terms:
+        return None
+    best: tuple[float, str, str, list[str]] | None = None
+    for name, text in fields:
+        field_words = normalize.words(text)
+        matched = [_word_match(term, field_words) for term in terms]
+        if None in matched:
+            continue
+        matches = [match for match in matched if match is not None]
+        if all(kind == "prefix" for kind, _, _ in matches):
+            score = 0.5 + 0.3 * sum(similarity for _, _, similarity in matches) / len(matches)
+        else:
+            score = 0.2 + 0.3 * sum(similarity for _, _, similarity in matches) / len(matches)
+        if best is None or score > best[0]:
+            best = (score, name, text, [word for _, word, _ in matches])
+    if best is None:
+        best = _across_fields(fields, terms)
+    if best is None:
+        return None
+    score, name, text, words = best
+    return SearchHit(lead, round(score, 3), name, _marked(text, words))
+
+
+def _across_fields(
+    fields: list[tuple[str, str]], terms: Sequence[str]
+) -> tuple[float, str, str, list[str]] | None:
+    """Words matched in different fields ("jane acme"): prefix-tier score, the field of the
+    first word named."""
+    matches = []
+    for term in terms:
+        match = next(
+            (
+                (name, text, found)
+                for name, text in fields
+                if (found := _word_match(term, normalize.words(text))) is not None
+            ),
+            None,
+        )
+        if match is None:
+            return None
+        matches.append(match)
+    base = 0.5 if all(found[0] == "prefix" for _, _, found in matches) else 0.2
+    mean = sum(found[2] for _, _, found in matches) / len(matches)
+    name, text, _ = matches[0]
+    words = [found[1] for field, _, found in matches if field == name]
+    return base + 0.2 * mean, name, text, words
+
+
+def _word_match(term: str, field_words: Sequence[str]) -> tuple[str, str, float] | None:
+    """("prefix" | "typo", the word matched, similarity 0 to 1) of `term`'s best word."""
+    prefixed = [word for word in field_words if word.startswith(term)]
+    if prefixed:
+        word = min(prefixed, key=len)
+        return "prefix", word, len(term) / len(word)
+    if len(term) < normalize.MIN_TYPO_WORD:
+        return None
+    variants = normalize.typo_variants(term)
+    close = [
+        word
+        for word in field_words
+        if len(word) >= normalize.MIN_TYPO_WORD
+        and variants & normalize.typo_variants(word[: normalize.MAX_PREFIX])
+    ]
+    if not close:
+        return None
+    word = max(close, key=lambda candidate: trigram_similarity(term, candidate))
+    return "typo", word, trigram_similarity(term, word)
+
+
+def trigram_similarity(left: str, right: str) -> float:
+    """Shared trigrams over all trigrams of the two words (padded, as PostgreSQL's pg_trgm)."""
+
+    def grams(word: str) -> set[str]:
+        padded = f"  {word} "
+        return {padded[i : i + 3] for i in range(len(padded) - 2)}
+
+    a, b = grams(left), grams(right)
+    return len(a & b) / len(a | b) if a | b else 0.0
+
+
+def _marked(text: str, folded_words: Sequence[str] | None) -> str:
+    """`text`, HTML-escaped, with the matched words (all of it when None) in <mark>."""
+    if folded_words is None:
+        return HIGHLIGHT_OPEN + html.escape(text) + HIGHLIGHT_CLOSE
+    wanted = set(folded_words)
+    parts, last = [], 0
+    for run in normalize.WORD_RUN.finditer(text):
+        if normalize.fold(run.group()) in wanted:
+            parts += [html.escape(text[last : run.start()]), HIGHLIGHT_OPEN]
+            parts += [html.escape(run.group()), HIGHLIGHT_CLOSE]
+            last = run.end()
+    parts.append(html.escape(text[last:]))
+    return "".join(parts)
+
+
+# --- duplicates ---------------------------------------------------------------------------
+
+
+def duplicate_keys(keys: Mapping[str, Any]) -> list[str]:
+    """The search keys a duplicate of a lead with these keys shares: its email, its phone,
+    its name or the name one letter off."""
+    long_name = len(keys.get("name_key") or "") >= normalize.MIN_TYPO_NAME
+    wanted = (EMAIL, NAME_TYPO if long_name else NAME)
+    found = [key for key in keys["search_keys"] if key.startswith(wanted)]
+    if keys.get("phone_key"):
+        found.append(PHONE + keys["phone_key"])
+    return found
+
+
+async def duplicates_of(
+    viewer: Viewer, values: Mapping[str, Any], *, exclude_lead_id: str | None = None
+) -> list[DuplicateCandidate]:
+    """Leads in the viewer's scope that look like the same person as a lead with `values`
+    (python field names): one indexed query, then the rules, best first."""
+    keys = normalize.lead_keys(values)
+    wanted = duplicate_keys(keys)
+    if not wanted:
+        return []
+    query: dict[str, Any] = _in(wanted)
+    if exclude_lead_id is not None:
+        query["lead_id"] = {"$ne": exclude_lead_id}
+    candidates = {lead.lead_id: lead for lead in await _find(viewer, query, CANDIDATES)}
+    others = {lead_id: _scalar_keys(lead) for lead_id, lead in candidates.items()}
+    return [
+        DuplicateCandidate(candidates[lead_id], score, rules)
+        for lead_id, score, rules in rank_duplicates(keys, others)
+    ]
+
+
+async def duplicates_of_many(
+    viewer: Viewer, rows: Sequence[tuple[str | None, Mapping[str, Any]]]
+) -> list[list[tuple[str, float, list[str]]]]:
+    """For each (own lead id or None, keys) of many new leads (an import batch): its
+    candidates as (lead id, score, rules), best first; indexed queries of up to 500 keys."""
+    wanted = sorted({key for _, keys in rows for key in duplicate_keys(keys)})
+    keys_of: dict[str, dict[str, Any]] = {}
+    buckets: dict[tuple[str, str], set[str]] = {}
+    for start in range(0, len(wanted), 500):
+        query = policy.scoped(viewer, _in(wanted[start : start + 500]))
+        cursor = _leads().find(query, KEY_FIELDS).limit(CANDIDATES * len(rows))
+        async for raw in cursor:
+            stored_keys = {name: raw.get(stored) for name, stored in SCALAR_KEYS.items()}
+            keys_of[raw["lead_id"]] = stored_keys
+            for bucket in _buckets(stored_keys):
+                buckets.setdefault(bucket, set()).add(raw["lead_id"])
+    found = []
+    for own, keys in rows:
+        ids = set().union(*(buckets.get(bucket, set()) for bucket in _buckets(keys))) - {own}
+        found.append(rank_duplicates(keys, {lead_id: keys_of[lead_id] for lead_id in ids}))
+    return found
+
+
+def rank_duplicates(
+    keys: Mapping[str, Any], others: Mapping[str, Mapping[str, Any]]
+) -> list[tuple[str, float, list[str]]]:
+    """The others (lead id → scalar keys) that are the same person as the lead with `keys`,
+    as (lead id, score, rules), best first."""
+    shared = _shared_keys(others.values())
+    found = []
+    for lead_id, other in others.items():
+        rules = duplicate_rules(keys, other, shared)
+        if (score := _score(rules)) >= MIN_DUPLICATE_SCORE:
+            found.append((lead_id, score, rules))
+    found.sort(key=lambda candidate: (-candidate[1], _lead_order(candidate[0])))
+    return found
+
+
+def _shared_keys(others: Iterable[Mapping[str, Any]]) -> set[tuple[str, str]]:
+    counts: dict[tuple[str, str], int] = {}
+    for other in others:
+        for rule, key in (("EMAIL", other["email_key"]), ("PHONE", other["phone_key"])):
+            if key:
+                counts[rule, key] = counts.get((rule, key), 0) + 1
+    return {key for key, count in counts.items() if count > MAX_SHARED}
+
+
+def duplicate_rules(
+    keys: Mapping[str, Any], other: Mapping[str, Any], shared: set[tuple[str, str]]
+) -> list[str]:
+    """The rules under which the lead with `other` keys is the one with `keys` (scalar keys,
+    python names: `email_key`, `phone_key`, `name_key`, `organization_key`, `domain_key`)."""
+    rules = []
+    email, phone, name = keys.get("email_key"), keys.get("phone_key"), keys.get("name_key")
+    same_email = set(normalize.email_keys(email)) & set(normalize.email_keys(other["email_key"]))
+    if same_email and ("EMAIL", email) not in shared:
+        rules.append("EMAIL")
+    if phone and other["phone_key"] == phone and ("PHONE", phone) not in shared:
+        rules.append("PHONE")
+    if name and other["name_key"] == name:
+        rules.append("NAME")
+    elif (
+        name
+        and other["name_key"]
+        and len(name) >= normalize.MIN_TYPO_NAME
+        and normalize.typo_variants(name) & normalize.typo_variants(other["name_key"])
+    ):
+        rules.append("NAME_SIMILAR")
+    for rule, field in (("ORGANIZATION", "organization_key"), ("DOMAIN", "domain_key")):
+        if keys.get(field) and other[field] == keys[field]:
+            rules.append(rule)
+    return rules
+
+
+async def find_duplicates(viewer: Viewer, lead_id: str) -> list[DuplicateCandidate]:
+    lead = await get_lead(viewer, lead_id)
+    return await duplicates_of(viewer, lead.model_dump(), exclude_lead_id=lead.lead_id)
+
+
+# --- the whole-database scan (`crm duplicates`) ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class DuplicateGroup:
+    lead_ids: list[str]
+    rules: list[str]
+    """Every rule that joined two of its leads."""
+
+
+SCALAR_KEYS = {
+    name: LeadDocument.model_fields[name].alias or name
+    for name in ("email_key", "phone_key", "name_key", "organization_key", "domain_key")
+}
+KEY_FIELDS = dict.fromkeys(["lead_id", *SCALAR_KEYS.values()], 1)
+
+
+def _buckets(keys: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """What two duplicates share at least one of (duplicate_keys, from the scalar keys): the
+    email (also untagged), the phone, the name or the name one letter off."""
+    found = [("e", key) for key in normalize.email_keys(keys["email_key"])]
+    if keys["phone_key"]:
+        found.append(("p", keys["phone_key"]))
+    name = keys["name_key"] or ""
+    if len(name) >= normalize.MIN_TYPO_NAME:
+        found += [("v", variant) for variant in normalize.typo_variants(name)]
+    elif name:
+        found.append(("n", name))
+    return found
+
+
+async def scan_duplicates(viewer: Viewer) -> list[DuplicateGroup]:
+    """Groups of leads in the viewer's scope that are the same person by the duplicate rules,
+    from one pass over every lead's keys (a cursor, not a query per lead)."""
+    policy.require(viewer, Action.READ)
+    keys_of: dict[str, dict[str, Any]] = {}
+    buckets: dict[tuple[str, str], list[str]] = {}
+    async for raw in _leads().find(policy.scoped(viewer, {}), KEY_FIELDS, batch_size=5000):
+        keys = {name: raw.get(stored) for name, stored in SCALAR_KEYS.items()}
+        keys_of[raw["lead_id"]] = keys
+        for bucket in _buckets(keys):
+            buckets.setdefault(bucket, []).append(raw["lead_id"])
+    parent = {lead_id: lead_id for lead_id in keys_of}
+
+    def root(lead_id: str) -> str:
+        while parent[lead_id] != lead_id:
+            parent[lead_id] = parent[parent[lead_id]]
+            lead_id = parent[lead_id]
+        return lead_id
+
+    joined: dict[frozenset[str], list[str]] = {}
+    for (kind, _), members in buckets.items():
+        if len(members) < 2 or (kind in "ep" and len(members) > MAX_SHARED):
+            continue
+        for i, left in enumerate(members):
+            for right in members[i + 1 :]:
+                pair = frozenset((left, right))
+                if pair in joined:
+                    continue
+                rules = duplicate_rules(keys_of[left], keys_of[right], set())
+                if _score(rules) >= MIN_DUPLICATE_SCORE:
+                    joined[pair] = rules
+                    parent[root(left)] = root(right)
+    groups: dict[str, list[str]] = {}
+    for lead_id in keys_of:
+        groups.setdefault(root(lead_id), []).append(lead_id)
+    found = []
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        named = {rule for pair, rules in joined.items() if pair <= set(members) for rule in rules}
+        found.append(DuplicateGroup(sorted(members, key=_lead_order), sorted(named)))
+    return sorted(found, key=lambda group: _lead_order(group.lead_ids[0]))
+
+
+def _lead_order(lead_id: str) -> tuple[int, str]:
+    digits = "".join(c for c in lead_id if c.isdigit())
+    return (int(digits) if digits else 0, lead_id)
+
+
+def _scalar_keys(lead: LeadDocument) -> dict[str, Any]:
+    return {name: getattr(lead, name) for name in SCALAR_KEYS}
+
+
+def _score(rules: Iterable[str]) -> float:
+    """1 - Π(1 - weight) over the rules."""
+    remaining = 1.0
+    for rule in rules:
+        remaining *= 1 - RULE_WEIGHTS[rule]
+    return round(1 - remaining, 3)
