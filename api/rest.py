@@ -35,7 +35,7 @@ from models.call import CallDocument
 from models.deal import DealDocument
 from models.email import EmailDocument
 from models.fields import LeadStatus, specs
-from models.lead import LeadDocument
+from models.lead import NORMALIZED_KEYS, LeadDocument
 from models.note import NoteDocument
 from models.task import TaskDocument
 from observability.request_id import current_request_id
@@ -245,7 +245,8 @@ def served(document: CrmDocument, *, without: tuple[str, ...] = ()) -> dict[str,
 
 
 def served_lead(lead: LeadDocument, *, timeline: bool) -> dict[str, Any]:
-    shown = served(lead, without=() if timeline else ("activities",))
+    hidden = NORMALIZED_KEYS if timeline else (*NORMALIZED_KEYS, "activities")
+    shown = served(lead, without=hidden)
     shown["activitiesCount"] = lead.activities_count
     return shown
 

@@ -13,6 +13,16 @@ from models.fields import LeadFields
 
 # What a list without the timeline gets instead of `activities` (see services/leads.py).
 ACTIVITIES_COUNT = "activitiesCount"
+# The normalized keys (python names): for queries, never shown (REST, exports).
+NORMALIZED_KEYS = (
+    "email_key",
+    "phone_key",
+    "name_key",
+    "organization_key",
+    "domain_key",
+    "search_keys",
+    "keys_version",
+)
 
 
 class LeadDocument(CrmDocument, LeadFields):

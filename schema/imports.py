@@ -110,6 +110,7 @@ class ImportErrorConnection:
 
 @strawberry.type(description="An imported row whose new lead looks like stored leads.")
 class ImportRowDuplicates:
+    id: strawberry.ID = strawberry.field(description='Unique: the job id and row ("<job>:12").')
     row: int = strawberry.field(description="Row number in the file (the header is row 1).")
     lead_id: str | None = strawberry.field(
         description="The lead the row created; null on a dry run."
@@ -213,6 +214,7 @@ async def _duplicates(
     leads = await search.leads_by_id(viewer, ids)
     nodes = [
         ImportRowDuplicates(
+            id=strawberry.ID(f"{document.id}:{row.row}"),
             row=row.row,
             lead_id=row.lead_id,
             candidates=[

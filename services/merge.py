@@ -25,7 +25,7 @@ who undid it and when.
 """
 
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -232,17 +232,49 @@ def _in_time_order(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(entries, key=lambda entry: Activity.model_validate(entry).timestamp)
 
 
-async def _merge_timeline(run: MergeRun) -> None:
-    merge = run.merge
-    primary_id, merge_id = merge["primaryLeadId"], run.merge_id
+@dataclass
+class Rewrite:
+    """The primary's new timeline and fields, composed from it as read."""
+
+    entries: list[dict[str, Any]]
+    sets: dict[str, Any]
+    unsets: list[str] = field(default_factory=list)
+    announced: int = 0
+
+
+async def _rewrite_primary(
+    run: MergeRun, compose: Callable[[dict[str, Any]], Awaitable[Rewrite]]
+) -> bool:
+    """Read the primary, `compose` its rewrite, write it pinned on the version read (again
+    while others change it meanwhile). False when the primary is gone."""
+    primary_id = run.merge["primaryLeadId"]
     for _ in range(MAX_ATTEMPTS):
         primary = await _leads().find_one({"lead_id": primary_id})
         if primary is None:
-            raise not_found("Lead", primary_id)
-        live = {
-            raw["lead_id"]: raw
-            async for raw in _leads().find({"lead_id": {"$in": merge["duplicateLeadIds"]}})
-        }
+            return False
+        rewrite = await compose(primary)
+        written = await timeline.rewrite(
+            {"_id": primary["_id"], "updatedAt": primary.get("updatedAt")},
+            rewrite.entries,
+            sets=rewrite.sets,
+            unsets=rewrite.unsets,
+            at=utc_now(),
+            announced=rewrite.announced,
+        )
+        if written is not None:
+            return True
+    raise Conflict(f"Lead {primary_id!r} is being changed by others; retry")
+
+
+async def _merge_timeline(run: MergeRun) -> None:
+    merge = run.merge
+    primary_id, merge_id = merge["primaryLeadId"], run.merge_id
+    live: dict[str, dict[str, Any]] = {}
+
+    async def compose(primary: dict[str, Any]) -> Rewrite:
+        live.clear()
+        async for raw in _leads().find({"lead_id": {"$in": merge["duplicateLeadIds"]}}):
+            live[raw["lead_id"]] = raw
         own = [
             entry
             for entry in _stamped(primary.get("activities") or [], primary_id)
@@ -256,9 +288,8 @@ async def _merge_timeline(run: MergeRun) -> None:
             for entry in _stamped(raw.get("activities") or [], lead_id)
         ]
         entries = _in_time_order(own + moved)
-        now = utc_now()
         closing = to_bson(
-            timeline.merged(merge_id, merge["duplicateLeadIds"], by=merge.get("by"), at=now)
+            timeline.merged(merge_id, merge["duplicateLeadIds"], by=merge.get("by"), at=utc_now())
         )
         assert isinstance(closing, dict)
         entries.append({**closing, "entryId": f"{primary_id}:{len(entries) + 1}"})
@@ -268,21 +299,13 @@ async def _merge_timeline(run: MergeRun) -> None:
             # a field someone changed since the merge started keeps their value
             if primary.get(name) in (merge["primaryBefore"].get(name), value)
         }
-        sets |= _keys({**primary, **sets})
-        written = await timeline.rewrite(
-            {"_id": primary["_id"], "updatedAt": primary.get("updatedAt")},
-            entries,
-            sets=sets,
-            unsets=[],
-            at=now,
-            announced=1,
-        )
-        if written is not None:
-            run.read = {lead_id: len(raw.get("activities") or []) for lead_id, raw in live.items()}
-            snapshots = [live.get(s["lead_id"], s) for s in merge["snapshots"]]
-            await _merges().update_one({"_id": merge["_id"]}, {"$set": {"snapshots": snapshots}})
-            return
-    raise Conflict(f"Lead {primary_id!r} is being changed by others; retry")
+        return Rewrite(entries, sets | _keys({**primary, **sets}), announced=1)
+
+    if not await _rewrite_primary(run, compose):
+        raise not_found("Lead", primary_id)
+    run.read = {lead_id: len(raw.get("activities") or []) for lead_id, raw in live.items()}
+    snapshots = [live.get(snapshot["lead_id"], snapshot) for snapshot in merge["snapshots"]]
+    await _merges().update_one({"_id": merge["_id"]}, {"$set": {"snapshots": snapshots}})
 
 
 def _keys(stored: Mapping[str, Any]) -> dict[str, Any]:
@@ -484,33 +507,25 @@ def _unstamped(entries: Sequence[Mapping[str, Any]], lead_id: str) -> list[dict[
 
 async def _unmerge_primary(run: MergeRun) -> None:
     merge = run.merge
-    primary_id, merge_id = merge["primaryLeadId"], run.merge_id
-    for _ in range(MAX_ATTEMPTS):
-        primary = await _leads().find_one({"lead_id": primary_id})
-        if primary is None:
-            return  # deleted since: nothing to take off it
-        entries = [e for e in primary.get("activities") or [] if e.get(MERGE_ID_FIELD) != merge_id]
+
+    async def compose(primary: dict[str, Any]) -> Rewrite:
+        entries = [
+            entry
+            for entry in primary.get("activities") or []
+            if entry.get(MERGE_ID_FIELD) != run.merge_id
+        ]
         changed = {
             name
             for name, value in merge["primaryAfter"].items()
             if primary.get(name) == value  # a field someone changed since keeps their value
         }
-        sets = {
-            name: merge["primaryBefore"][name] for name in changed if name in merge["primaryBefore"]
-        }
+        before = merge["primaryBefore"]
+        sets = {name: before[name] for name in changed if name in before}
         unsets = [name for name in changed if name in merge.get("primaryAbsent", [])]
         restored = {key: value for key, value in primary.items() if key not in unsets} | sets
-        written = await timeline.rewrite(
-            {"_id": primary["_id"], "updatedAt": primary.get("updatedAt")},
-            _unstamped(entries, primary_id),
-            sets=sets | _keys(restored),
-            unsets=unsets,
-            at=utc_now(),
-            announced=0,
-        )
-        if written is not None:
-            return
-    raise Conflict(f"Lead {primary_id!r} is being changed by others; retry")
+        return Rewrite(_unstamped(entries, merge["primaryLeadId"]), sets | _keys(restored), unsets)
+
+    await _rewrite_primary(run, compose)  # a primary deleted since: nothing to take off it
 
 
 async def _finish_unmerge(run: MergeRun) -> None:

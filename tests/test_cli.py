@@ -78,3 +78,35 @@ def test_export_schema_to_a_file(tmp_path: Path) -> None:
     assert exported.returncode == 0, exported.stderr
     assert "type Subscription" in target.read_text()
     assert "leadActivity(" in target.read_text()
+
+
+def test_crm_duplicates_prints_the_groups(tmp_path: Path) -> None:
+    with serve(tmp_path) as live:
+        token = live.dev_token()
+        for values in (
+            'firstName: "Jane", lastName: "Doe", email: "jane@acme.com"',
+            'firstName: "Jon", lastName: "Smith", mobile: "+1 415 555 0100"',
+            'firstName: "JANE", lastName: "DOE", email: "Jane+news@Acme.com"',
+            'firstName: "Other", lastName: "Person"',
+            'firstName: "John", lastName: "Smith", mobile: "(415) 555-0100"',
+        ):
+            query(
+                live.url,
+                token,
+                f"mutation {{ createLead(input: {{{values}}}) {{ lead {{ id }} }} }}",
+            )
+        env = live.env
+
+    listed = crm("duplicates", env=env)
+    as_json = crm("duplicates", "--json", env=env)
+
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines() == [
+        "LEAD-001, LEAD-003  (DOMAIN, EMAIL, NAME)",
+        "LEAD-002, LEAD-005  (NAME_SIMILAR, PHONE)",
+    ]
+    assert "2 groups of duplicates" in listed.stderr
+    assert [json.loads(line) for line in as_json.stdout.splitlines()][1] == {
+        "leadIds": ["LEAD-002", "LEAD-005"],
+        "rules": ["NAME_SIMILAR", "PHONE"],
+    }

@@ -21,7 +21,7 @@ from models.fields import (
     specs,
     stored_name,
 )
-from models.lead import LeadDocument
+from models.lead import NORMALIZED_KEYS, LeadDocument
 from models.organization import OrganizationDocument
 from schema.root import schema
 from tests.conftest import GraphQLClient
@@ -29,8 +29,7 @@ from tests.conftest import GraphQLClient
 GRAPHQL = schema._schema
 # What storage alone needs (never in the API): everything else on the document is the catalog's.
 # Normalized keys (services/normalize.py) are storage too: queries use them, no client sees them.
-KEYS = {"email_key", "phone_key", "name_key", "organization_key", "domain_key", "search_keys"}
-STORAGE_ONLY = {"id", "revision_id", "lead_number", "deal_id", "activities", "keys_version", *KEYS}
+STORAGE_ONLY = {"id", "revision_id", "lead_number", "deal_id", "activities", *NORMALIZED_KEYS}
 
 
 def graphql_type(name: str) -> Any:

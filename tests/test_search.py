@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from models.database import CommandCounter
-from models.lead import LeadDocument
+from models.lead import NORMALIZED_KEYS, LeadDocument
+from schema.root import schema
 from services import leads, normalize, search
 from services.migration import migrate
 from services.viewer import Viewer
@@ -42,6 +43,7 @@ mutation Create($input: CreateLeadInput!) {
   createLead(input: $input) { lead { leadId } duplicates { lead { leadId } score rules } }
 }
 """
+GRAPHQL_SCHEMA = schema._schema
 ADMIN = Viewer(id="tester", name="Tester", email=None, role="admin")
 
 
@@ -463,4 +465,30 @@ async def test_import_rows_report_their_duplicates(
     assert [[(c["lead"]["leadId"], c["rules"]) for c in node["candidates"]] for node in pages] == [
         [("LEAD-001", ["EMAIL", "NAME", "DOMAIN"])],
         [("LEAD-002", ["PHONE", "NAME_SIMILAR"])],
+    ]
+
+
+async def test_the_keys_leave_by_no_door(http: httpx.AsyncClient, gql: GraphQLClient) -> None:
+    lead_id = await create(gql, firstName="Ada", email="ada@example.com", mobile="+1 415 555 0100")
+    auth = {"authorization": f"Bearer {gql.token}"}
+
+    one = (await http.get(f"/api/crm/leads/{lead_id}", headers=auth)).json()
+    listed = (await http.get("/api/crm/leads", headers=auth)).json()
+
+    stored = set(await stored_keys(lead_id))
+    assert {"searchKeys", "emailKey", "keysVersion"} <= stored
+    assert not stored & set(one)
+    assert not stored & set(listed[0])
+    lead_type = GRAPHQL_SCHEMA.get_type("Lead")
+    assert lead_type is not None
+    assert not {"searchKeys", "emailKey"} & set(lead_type.fields)  # type: ignore[attr-defined]
+
+
+async def stored_keys(lead_id: str) -> list[str]:
+    """The stored fields of the lead that are its normalized keys."""
+    document = await stored(lead_id)
+    return [
+        name
+        for name in document
+        if name in {LeadDocument.model_fields[key].alias for key in NORMALIZED_KEYS}
     ]

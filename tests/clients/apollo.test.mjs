@@ -667,7 +667,10 @@ test('introspection: every entity object type has id: ID!, every payload returns
   assert.deepEqual([...roots].sort(), ['Mutation', 'Query', 'Subscription']);
   const types = new Map(schema.types.map((t) => [t.name, t]));
   const isContainer = (name) =>
-    roots.has(name) || /(Payload|Connection|Edge)$/.test(name) || ['PageInfo', 'LeadActivityEvent'].includes(name);
+    roots.has(name) ||
+    /(Payload|Connection|Edge)$/.test(name) ||
+    // wrappers around an entity (its score, why it was found), never cached on their own
+    ['PageInfo', 'LeadActivityEvent', 'LeadSearchHit', 'DuplicateCandidate'].includes(name);
   const entities = schema.types.filter((t) => t.kind === 'OBJECT' && !t.name.startsWith('__') && !isContainer(t.name));
 
   const withoutId = entities
