@@ -492,3 +492,26 @@ async def stored_keys(lead_id: str) -> list[str]:
         for name in document
         if name in {LeadDocument.model_fields[key].alias for key in NORMALIZED_KEYS}
     ]
+
+
+async def test_the_duplicate_check_adds_one_query_to_create_lead(
+    gql: GraphQLClient, commands: CommandCounter
+) -> None:
+    await create(gql, firstName="Jane", lastName="Doe", email="jane@acme.com")
+    plain_create = """
+    mutation Create($input: CreateLeadInput!) { createLead(input: $input) { lead { leadId } } }
+    """
+    variables = {"input": {"firstName": "Jane", "lastName": "Doe", "email": "jane@acme.com"}}
+
+    commands.reset()
+    await gql(plain_create, variables)
+    without = commands.count
+    commands.reset()
+    created = await gql(CREATE_WITH_DUPLICATES, variables)
+    with_duplicates = commands.count
+
+    assert with_duplicates == without + 1
+    assert [c["lead"]["leadId"] for c in created["createLead"]["duplicates"]] == [
+        "LEAD-001",
+        "LEAD-002",
+    ]
