@@ -8,7 +8,7 @@ Export query parameters: `filter` (a LeadFilter as JSON, GraphQL names), `orderB
 """
 
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -159,9 +159,14 @@ async def _first(body: AsyncIterator[bytes]) -> bytes:
 
 
 async def _chain(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    yield first
-    async for piece in rest:
-        yield piece
+    try:
+        yield first
+        async for piece in rest:
+            yield piece
+    finally:
+        # A client gone before the end: the body's cursor is closed now, not when collected.
+        if isinstance(rest, AsyncGenerator):
+            await rest.aclose()
 
 
 routes = [

@@ -2,6 +2,7 @@
 
     uv run python bench/import.py [--sizes 1000,10000,100000] [--engine adapted|stock]
                                   [--format csv|xlsx] [--out bench/results/import.md]
+                                  [--keep DIR] [--export-format csv|xlsx|jsonl]
 
 Each size runs in a fresh process (so its peak RSS is its own) on a fresh embedded database
 served by a process of its own (`--engine-process`, the default: the RSS measured is the
@@ -10,9 +11,13 @@ process, as `crm serve` does), or on `MONGODB_URI` when set (a database
 `crm_bench_import_<n>`, dropped afterwards). The
 process generates the file (names, emails with `+tags` and case, phones in many formats,
 companies, revenue, statuses, 2 % bad rows), imports it with the server's own runner
-(services/imports.py, CREATE mode), then exports every lead as CSV to a null sink. It reports
-import rows/s, export rows/s and peak RSS (`ru_maxrss`: the engine runs in the same process
-when embedded, so its memory counts too).
+(services/imports.py, CREATE mode), then exports every lead (CSV, or `--export-format`) to a
+null sink. It reports import rows/s, export rows/s and peak RSS (`ru_maxrss`: the engine runs
+in the same process when embedded, so its memory counts too).
+
+`--keep DIR` keeps each size's database in `DIR/<size>` (embedded) or `crm_bench_import_<n>`
+(MONGODB_URI); a size already imported there is not imported again, only exported: the way to
+measure an export change quickly (the import figures are then left out).
 """
 
 import argparse
@@ -48,7 +53,7 @@ HEADER = [
 def generate(rows: int, path: Path, file_format: str, seed: int = 7) -> None:
     """A CRM export as users upload it: catalog aliases as headers, messy but mostly valid."""
     rng = random.Random(seed)
-    records: list[list[object]] = [HEADER]
+    records: list[list[object]] = [list(HEADER)]
     for n in range(rows):
         first, last = rng.choice(FIRST), rng.choice(LAST)
         email = f"{first.lower()}.{n}@example.com"
@@ -116,17 +121,27 @@ async def serve_engine(folder: Path, engine_name: str) -> None:
 
 
 async def one(
-    rows: int, engine_name: str, file_format: str, engine_uri: str | None
+    rows: int,
+    engine_name: str,
+    file_format: str,
+    engine_uri: str | None,
+    keep: Path | None = None,
+    export_format: str = "csv",
 ) -> dict[str, Any]:
     from config import Settings
     from models.database import Database, EmbeddedMongo
     from services import exports, imports
     from services.leads import LeadOrderField
     from services.pagination import Order
+    from services.viewer import Viewer
 
-    folder = Path(tempfile.mkdtemp(prefix="crm-bench-import-"))
+    folder = keep / str(rows) if keep else Path(tempfile.mkdtemp(prefix="crm-bench-import-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    imported = folder / "imported.json"
+    reuse = keep is not None and imported.exists()
     source = folder / f"leads.{file_format}"
-    generate(rows, source, file_format)
+    if not reuse:
+        generate(rows, source, file_format)
     uri = engine_uri or os.environ.get("MONGODB_URI")
     embedded = None
     if uri is None:
@@ -135,13 +150,13 @@ async def one(
         from models.embedded_engine import CrmSQLiteEngine
 
         engine = SQLiteEngine if engine_name == "stock" else CrmSQLiteEngine
-        embedded = EmbeddedMongo(folder / "data", engine=engine)
+        embedded = EmbeddedMongo(folder / "engine", engine=engine)  # where --serve-engine keeps it
         uri = await embedded.start()
     name = f"crm_bench_import_{rows}"
     settings = Settings(MONGODB_URI=uri, CRM_DB_NAME=name, CRM_DATA_DIR=folder / "app")
     database = Database(settings)
     await database.connect()
-    viewer = imports.Viewer(id="bench", name="Bench", email=None, role="admin")
+    viewer = Viewer(id="bench", name="Bench", email=None, role="admin")
     try:
 
         class Upload:
@@ -151,32 +166,52 @@ async def one(
             async def read(self, size: int = -1) -> bytes:
                 return self.file.read(size)
 
-        started = time.perf_counter()
-        job = await imports.start_import(
-            viewer, file_name=source.name, upload=Upload(), max_bytes=1 << 31
-        )
-        runner = imports.ImportRunner(settings.import_limits)
-        assert job.id is not None
-        claimed = await runner.claim(job.id)
-        assert claimed is not None
-        await runner.run(claimed)
-        import_seconds = time.perf_counter() - started
-        done = await imports.get_job(viewer, str(job.id))
+        report: dict[str, Any] = {}
+        if reuse:
+            report = json.loads(imported.read_text())
+        else:
+            started = time.perf_counter()
+            job = await imports.start_import(
+                viewer, file_name=source.name, upload=Upload(), max_bytes=1 << 31
+            )
+            runner = imports.ImportRunner(settings.import_limits)
+            assert job.id is not None
+            claimed = await runner.claim(job.id)
+            assert claimed is not None
+            await runner.run(claimed)
+            import_seconds = time.perf_counter() - started
+            done = await imports.get_job(viewer, str(job.id))
+            report = {
+                "status": done.status.name,
+                "created": done.created,
+                "failed": done.failed,
+                "import_seconds": round(import_seconds, 2),
+                "import_rows_per_s": round(rows / import_seconds),
+            }
+            if keep is not None:
+                imported.write_text(json.dumps(report))
 
         started = time.perf_counter()
         exported = 0
         body = await exports.export_leads(
             viewer,
-            "csv",
+            export_format,
             filters={},
             order=Order(stored_field=LeadOrderField.CREATED_AT.value, descending=True),
             fields=exports.columns(None),
         )
-        async for piece in body:
-            exported += piece.count(b"\n")
+        if export_format == "xlsx":
+            async for _piece in body:
+                pass
+            exported = report["created"] + 1
+        else:
+            async for piece in body:
+                exported += piece.count(b"\n")
+            exported += export_format == "jsonl"  # no header line
         export_seconds = time.perf_counter() - started
     finally:
-        if embedded is None and engine_uri is None and database.client is not None:
+        dropped = embedded is None and engine_uri is None and keep is None
+        if dropped and database.client is not None:
             await database.client.drop_database(name)
         await database.close()
         if embedded is not None:
@@ -191,11 +226,10 @@ async def one(
         "format": file_format,
         "engine": where,
         "engine_peak_rss_mb": None,
-        "status": done.status.name,
-        "created": done.created,
-        "failed": done.failed,
-        "import_seconds": round(import_seconds, 2),
-        "import_rows_per_s": round(rows / import_seconds),
+        **report,
+        "import_seconds": None if reuse else report["import_seconds"],
+        "import_rows_per_s": None if reuse else report["import_rows_per_s"],
+        "export_format": export_format,
         "export_rows": exported - 1,
         "export_rows_per_s": round((exported - 1) / export_seconds),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
@@ -214,6 +248,8 @@ def main() -> None:
     parser.add_argument("--format", choices=("csv", "xlsx"), default="csv")
     parser.add_argument("--out", type=Path, default=None, help="also write the table here")
     parser.add_argument("--engine-process", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--keep", type=Path, default=None, help="keep/reuse databases here")
+    parser.add_argument("--export-format", choices=("csv", "xlsx", "jsonl"), default="csv")
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--serve-engine", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -228,13 +264,17 @@ def main() -> None:
         uri = None
         result: dict[str, Any] = {}
         if args.engine_process and not os.environ.get("MONGODB_URI"):
-            folder = tempfile.mkdtemp(prefix="crm-bench-engine-")
+            folder = str(args.keep.resolve() / str(args.one) / "engine") if args.keep else None
+            folder = folder or tempfile.mkdtemp(prefix="crm-bench-engine-")
             command = [sys.executable, __file__, "--serve-engine", folder, "--engine", args.engine]
             server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
             assert server.stdout is not None
             uri = server.stdout.readline().strip()
         try:
-            result = asyncio.run(one(args.one, args.engine, args.format, uri))
+            keep = args.keep.resolve() if args.keep else None
+            result = asyncio.run(
+                one(args.one, args.engine, args.format, uri, keep, args.export_format)
+            )
         finally:
             if server is not None:
                 result["engine_peak_rss_mb"] = engine_rss_mb(server.pid)
@@ -246,22 +286,24 @@ def main() -> None:
     results = []
     for size in (int(size) for size in args.sizes.split(",")):
         command = [sys.executable, __file__, "--one", str(size), "--engine", args.engine]
-        command += ["--format", args.format]
+        command += ["--format", args.format, "--export-format", args.export_format]
+        command += ["--keep", str(args.keep)] if args.keep else []
         command += ["--engine-process" if args.engine_process else "--no-engine-process"]
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         results.append(json.loads(output.strip().splitlines()[-1]))
         print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     table = io.StringIO()
     table.write(
-        "| rows | file | database | import s | import rows/s | created | failed "
+        "| rows | file | database | import s | import rows/s | created | failed | export "
         "| export rows/s | app peak RSS MB | engine peak RSS MB | app CPU s | engine CPU s |\n"
-        "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+        "| ---: | --- | --- | ---: | ---: | ---: | ---: | --- "
+        "| ---: | ---: | ---: | ---: | ---: |\n"
     )
     for r in results:
         table.write(
-            f"| {r['rows']} | {r['format']} | {r['engine']} | {r['import_seconds']} "
-            f"| {r['import_rows_per_s']} | {r['created']} | {r['failed']} "
-            f"| {r['export_rows_per_s']} | {r['peak_rss_mb']} "
+            f"| {r['rows']} | {r['format']} | {r['engine']} | {r['import_seconds'] or '-'} "
+            f"| {r['import_rows_per_s'] or '-'} | {r['created']} | {r['failed']} "
+            f"| {r['export_format']} | {r['export_rows_per_s']} | {r['peak_rss_mb']} "
             f"| {r['engine_peak_rss_mb'] or '-'} | {r['app_cpu_seconds']} "
             f"| {r.get('engine_cpu_seconds') or '-'} |\n"
         )

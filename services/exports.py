@@ -1,10 +1,10 @@
 """Lead exports (README "Import and export"): CSV, XLSX and JSON Lines, streamed.
 
-Leads are read with one cursor in the list's order (the sort field, then `_id`), in batches,
-without their timelines, and written out as they come: memory stays flat in the number of
-leads. Columns are the lead fields' GraphQL names (`leadId`, `firstName`, …), so an exported
-file imports back as it is (services/imports.py maps those names; an UPSERT of it matching
-on LEAD_ID changes nothing).
+Leads are read with one cursor in the list's order (the sort field, then `_id`), in batches
+(the next one read while this one is written), only the exported fields, and written out as
+they come: memory stays flat in the number of leads. Columns are the lead fields' GraphQL
+names (`leadId`, `firstName`, …), so an exported file imports back as it is
+(services/imports.py maps those names; an UPSERT of it matching on LEAD_ID changes nothing).
 
 A CSV text cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR first) gets
 a leading apostrophe (OWASP's CSV-injection advice); the import takes it off again. XLSX
@@ -15,7 +15,8 @@ import asyncio
 import csv
 import io
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
@@ -28,7 +29,7 @@ from models.fields import LeadFields, specs, stored_name
 from models.lead import LeadDocument
 from services import policy
 from services.errors import BadUserInput, FieldError
-from services.import_files import escape
+from services.import_files import FORMULA_START, escape
 from services.imports import IMPORT_ACTION
 from services.leads import lead_query
 from services.pagination import Order
@@ -42,6 +43,10 @@ MEDIA_TYPES = {
 }
 BATCH = 1000
 XLSX_CHUNK = 256 * 1024
+# Each writer closes its rows with the file: a reader that stops early (a client gone) ends
+# the cursor and its read-ahead at once.
+Rows = AsyncGenerator[list[list[object]]]
+Body = AsyncGenerator[bytes]
 # Every lead field, in API order: the default columns.
 EXPORT_FIELDS = tuple(specs(LeadFields))
 
@@ -71,32 +76,42 @@ def _text(value: object) -> str:
 
 
 def _iso(moment: datetime) -> str:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """ISO 8601 in UTC with milliseconds and `Z`; a naive time is UTC (as the export reads it)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.isoformat(timespec="milliseconds") + "Z"
 
 
 async def _documents(
     viewer: Viewer, filters: Mapping[str, Any], order: Order, fields: list[str]
-) -> AsyncIterator[list[list[object]]]:
+) -> Rows:
     """The leads' values (stored as they are), a batch of rows at a time, in `order`."""
     policy.require(viewer, IMPORT_ACTION)
     query = policy.scoped(viewer, lead_query(filters))
     stored = [stored_name(LeadDocument, name) for name in fields]
+    # Exactly the exported fields: `_id` only when it is one of them.
+    projection: dict[str, int] = {"_id": 0, **dict.fromkeys(stored, 1)}
     direction = -1 if order.descending else 1
-    cursor = (
-        LeadDocument.get_pymongo_collection()
-        .find(query, dict.fromkeys(stored, 1), batch_size=BATCH)
-        .sort([(order.stored_field, direction), ("_id", direction)])
+    collection = LeadDocument.get_pymongo_collection()
+    # Naive UTC datetimes: _iso writes them without a time-zone conversion per cell.
+    collection = collection.with_options(
+        codec_options=collection.codec_options.with_options(tz_aware=False)
     )
-    batch: list[list[object]] = []
-    async for raw in cursor:
-        batch.append([raw.get(name) for name in stored])
-        if len(batch) >= BATCH:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+    cursor = collection.find(query, projection, batch_size=BATCH).sort(
+        [(order.stored_field, direction), ("_id", direction)]
+    )
+    pending = asyncio.ensure_future(cursor.to_list(BATCH))
+    try:
+        while documents := await pending:
+            # The next batch is asked for before this one is written, so the database reads
+            # and sends it meanwhile (the embedded engine has its own thread or process).
+            pending = asyncio.ensure_future(cursor.to_list(BATCH))
+            await asyncio.sleep(0)  # sends the request now
+            yield [[raw.get(name) for name in stored] for raw in documents]
+    finally:
+        pending.cancel()
+        await asyncio.gather(pending, return_exceptions=True)
+        await cursor.close()
 
 
 async def export_leads(
@@ -106,7 +121,7 @@ async def export_leads(
     filters: Mapping[str, Any],
     order: Order,
     fields: list[str],
-) -> AsyncIterator[bytes]:
+) -> Body:
     """The file, in pieces. Checks the caller's permission before the first piece."""
     policy.require(viewer, IMPORT_ACTION)
     labels = [to_camel_case(name) for name in fields]
@@ -118,16 +133,28 @@ async def export_leads(
     return _xlsx(labels, rows)
 
 
-async def _csv(labels: list[str], rows: AsyncIterator[list[list[object]]]) -> AsyncIterator[bytes]:
+async def _csv(labels: list[str], rows: Rows) -> Body:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(labels)
     yield buffer.getvalue().encode()
-    async for batch in rows:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerows([escape(_text(value)) for value in row] for row in batch)
-        yield buffer.getvalue().encode()
+    async with aclosing(rows):
+        async for batch in rows:
+            buffer = io.StringIO()
+            writer = csv.writer(buffer)
+            writer.writerows(
+                # Most cells are text or empty: escaped inline; the rest through _text.
+                [
+                    ("'" + value if value.startswith(FORMULA_START) else value)
+                    if value.__class__ is str
+                    else ""
+                    if value is None
+                    else escape(_text(value))
+                    for value in row
+                ]
+                for row in batch
+            )
+            yield buffer.getvalue().encode()
 
 
 def _json_default(value: object) -> object:
@@ -136,21 +163,20 @@ def _json_default(value: object) -> object:
     return str(value)
 
 
-async def _jsonl(
-    labels: list[str], rows: AsyncIterator[list[list[object]]]
-) -> AsyncIterator[bytes]:
-    async for batch in rows:
-        yield b"".join(
-            orjson.dumps(
-                {
-                    label: _iso(value) if isinstance(value, datetime) else value
-                    for label, value in zip(labels, row, strict=True)
-                },
-                default=_json_default,
-                option=orjson.OPT_APPEND_NEWLINE,
+async def _jsonl(labels: list[str], rows: Rows) -> Body:
+    async with aclosing(rows):
+        async for batch in rows:
+            yield b"".join(
+                orjson.dumps(
+                    {
+                        label: _iso(value) if isinstance(value, datetime) else value
+                        for label, value in zip(labels, row, strict=True)
+                    },
+                    default=_json_default,
+                    option=orjson.OPT_APPEND_NEWLINE,
+                )
+                for row in batch
             )
-            for row in batch
-        )
 
 
 def _xlsx_value(value: object) -> str | float | None:
@@ -161,7 +187,7 @@ def _xlsx_value(value: object) -> str | float | None:
     return str(value)
 
 
-async def _xlsx(labels: list[str], rows: AsyncIterator[list[list[object]]]) -> AsyncIterator[bytes]:
+async def _xlsx(labels: list[str], rows: Rows) -> Body:
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
 
@@ -181,8 +207,9 @@ async def _xlsx(labels: list[str], rows: AsyncIterator[list[list[object]]]) -> A
                     cells.append(cell)
                 sheet.append(cells)
 
-        async for batch in rows:
-            await asyncio.to_thread(add, batch)
+        async with aclosing(rows):
+            async for batch in rows:
+                await asyncio.to_thread(add, batch)
         await asyncio.to_thread(workbook.save, path)
         with path.open("rb") as file:
             while chunk := file.read(XLSX_CHUNK):

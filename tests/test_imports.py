@@ -570,9 +570,20 @@ async def export(http: httpx.AsyncClient, token: str, path: str, **params: str) 
     return await http.get(path, params=params, headers={"authorization": f"Bearer {token}"})
 
 
+EXPORT_COLUMNS = [
+    "leadId", "salutation", "firstName", "lastName", "email", "mobile", "organization",
+    "website", "jobTitle", "industry", "source", "status", "gender", "noOfEmployees",
+    "annualRevenue", "territory", "leadOwner", "leadOwnerId", "createdAt", "createdBy",
+    "updatedAt", "convertedToDeal",
+]  # fmt: skip
+
+
 async def test_export_escapes_formulas_and_imports_back_unchanged(
-    http: httpx.AsyncClient, gql: GraphQLClient
+    http: httpx.AsyncClient, gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from services import exports
+
+    monkeypatch.setattr(exports, "BATCH", 2)  # three leads: more than one batch
     for values in TRICKY:
         await gql(CREATE, {"input": values})
     before = {lead.lead_id: lead for lead in await LeadDocument.find_all().to_list()}
@@ -580,8 +591,16 @@ async def test_export_escapes_formulas_and_imports_back_unchanged(
     response = await export(http, gql.token, "/export/leads.csv", orderBy='{"field": "LEAD_ID"}')
     assert response.status_code == 200
     assert 'filename="leads-' in response.headers["content-disposition"]
-    rows = list(csv.DictReader(io.StringIO(response.text)))
+    reader = csv.DictReader(io.StringIO(response.text))
+    rows = list(reader)
+    # The lead's GraphQL fields, none of the stored-only ones (search keys, import bookkeeping).
+    assert reader.fieldnames == EXPORT_COLUMNS
     assert [row["leadId"] for row in rows] == ["LEAD-001", "LEAD-002", "LEAD-003"]
+    created = before["LEAD-001"].created_at
+    assert rows[0]["createdAt"] == f"{created:%Y-%m-%dT%H:%M:%S}.{created.microsecond // 1000:03d}Z"
+    assert rows[0]["convertedToDeal"] == "false"
+    assert rows[0]["annualRevenue"] == str(before["LEAD-001"].annual_revenue)
+    assert rows[0]["salutation"] == ""
     assert rows[0]["organization"] == '\'=HYPERLINK("http://evil.example")'
     assert rows[0]["mobile"] == "'+44 20 7946 0958"
     assert rows[0]["website"] == "'@home"
@@ -651,6 +670,35 @@ async def test_export_filters_orders_and_picks_fields(
     assert (forbidden.status_code, forbidden.json()["code"]) == (403, "FORBIDDEN")
     unknown = await export(http, gql.token, "/imports/000000000000000000000000/errors.csv")
     assert (unknown.status_code, unknown.json()["code"]) == (404, "NOT_FOUND")
+
+
+async def test_an_export_stopped_early_releases_its_cursor(
+    gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services import exports
+    from services.leads import LeadOrderField
+    from services.pagination import Order
+    from services.viewer import Viewer
+
+    monkeypatch.setattr(exports, "BATCH", 1)  # a batch read ahead while the first is written
+    for values in TRICKY:
+        await gql(CREATE, {"input": values})
+    admin = Viewer(id="admin-1", name="Admin", email=None, role="admin")
+    order = Order(stored_field=LeadOrderField.LEAD_ID.value, descending=False)
+
+    async def body() -> exports.Body:
+        fields = exports.columns(["leadId"])
+        return await exports.export_leads(admin, "csv", filters={}, order=order, fields=fields)
+
+    stopped = await body()
+    assert [await anext(stopped), await anext(stopped)] == [b"leadId\r\n", b"LEAD-001\r\n"]
+    await stopped.aclose()  # a client that went away: the read-ahead and the cursor are ended
+    assert b"".join([piece async for piece in await body()]).split() == [
+        b"leadId",
+        b"LEAD-001",
+        b"LEAD-002",
+        b"LEAD-003",
+    ]
 
 
 # ---- importProgress --------------------------------------------------------------------------
