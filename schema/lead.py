@@ -128,8 +128,10 @@ class LeadFilter:
     )
     search: str | None = strawberry.field(
         default=None,
-        description="Words matched case-insensitively, as typed, against first and last "
-        "name, email, organization and lead id; every word must match.",
+        description="Words (letters and digits; accents and case do not matter), each the "
+        "start of a word of the first or last name, email, organization or lead id; every "
+        "word must match. At most 10 words and 200 characters. For ranked, typo-tolerant "
+        "search use searchLeads.",
     )
 
 
