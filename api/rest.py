@@ -165,12 +165,15 @@ ConvertIn = input_model(
 )
 
 LeadOut = output_model(
-    "LeadDetail", LeadDocument, activitiesCount=(int, Field(description="Timeline length"))
+    "LeadDetail",
+    LeadDocument,
+    without=NORMALIZED_KEYS,
+    activitiesCount=(int, Field(description="Timeline length")),
 )
 LeadListItem = output_model(
     "LeadListItem",
     LeadDocument,
-    without=("activities",),
+    without=(*NORMALIZED_KEYS, "activities"),
     activitiesCount=(int, Field(description="Timeline length")),
 )
 EmailOut = output_model("EmailOut", EmailDocument)

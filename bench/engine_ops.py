@@ -17,6 +17,7 @@ engine without shared physical indexes, on the same restored layout.
 import argparse
 import asyncio
 import hashlib
+import json
 import random
 import sqlite3
 import sys
@@ -35,6 +36,7 @@ from beanie import init_beanie  # noqa: E402
 from beanie.odm.utils.dump import get_dict  # noqa: E402
 from bson import ObjectId  # noqa: E402
 from mongoeco.engines.sqlite import SQLiteEngine  # noqa: E402
+from mongoeco.engines.sqlite_query import index_expressions_sql  # noqa: E402
 from pymongo import AsyncMongoClient  # noqa: E402
 
 from models import DOCUMENT_MODELS  # noqa: E402
@@ -46,14 +48,26 @@ ORDERS = ("createdAt", "updatedAt", "leadNumber", "annualRevenue", "firstName")
 
 
 def restore_stock_indexes(path: Path) -> None:
-    """mongoeco's own layout: one physical index, named by mongoeco, per logical index."""
+    """mongoeco's own layout: one physical index, named by mongoeco, per logical index; an
+    expression index on `documents` per ordered index, over every collection's rows."""
     if not path.exists():
         return
     with sqlite3.connect(path) as conn:
         rows = conn.execute(
-            "SELECT db_name, coll_name, name, scalar_physical_name, multikey_flag FROM indexes"
+            "SELECT db_name, coll_name, name, scalar_physical_name, multikey_flag, physical_name,"
+            " keys FROM indexes"
         ).fetchall()
-        for db_name, coll_name, name, scalar, multikey in rows:
+        for db_name, coll_name, name, scalar, multikey, expression, keys in rows:
+            if expression:  # unscoped, and kept for multikey-capable indexes too
+                columns = ", ".join(
+                    f"{sql}{' DESC' if direction == -1 else ''}"
+                    for field, direction in json.loads(keys)
+                    for sql in index_expressions_sql(field)
+                )
+                conn.execute(f'DROP INDEX IF EXISTS "{expression}"')
+                conn.execute(
+                    f'CREATE INDEX "{expression}" ON documents (db_name, coll_name, {columns})'
+                )
             for table, kind, wanted in (
                 (
                     "scalar_index_entries",

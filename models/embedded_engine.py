@@ -6,18 +6,33 @@ start-up); tests/test_embedded_engine.py fails when an internal they rely on cha
 why it is safe and how it could go upstream: docs/embedded-engine.md.
 """
 
+import dataclasses
 import sqlite3
+import struct
 import threading
+from collections import Counter, OrderedDict
+from collections.abc import Callable
 from importlib.metadata import version
 from typing import Any
 
+import bson
 from bson import Int64, ObjectId
-from mongoeco.core.bson_scalars import is_bson_numeric
-from mongoeco.core.codec import DocumentCodec
+from bson.binary import STANDARD
+from bson.codec_options import CodecOptions, TypeRegistry
+from mongoeco._types._bson_objectid import ObjectId as EngineObjectId
+from mongoeco.api.operations import UpdateOperation
+from mongoeco.compat import MONGODB_DIALECT_70
+from mongoeco.core.bson_scalars import is_bson_numeric, validate_bson_value
+from mongoeco.core.codec import DocumentCodec, _InternalBsonArray, _InternalBsonDocument
 from mongoeco.core.filtering import QueryEngine
+from mongoeco.core.json_compat import json_dumps_compact, json_loads
+from mongoeco.core.operation_context import ChangePublicationPolicy, OperationContext
 from mongoeco.core.paths import get_document_value
+from mongoeco.core.projections import _ProjectionExecutor
 from mongoeco.core.query_plan import AllCondition, AndCondition, EqualsCondition, InCondition
 from mongoeco.engines._sqlite_connection import SQLiteConnection, sqlite_read_scope
+from mongoeco.engines._sqlite_reader import _serialized_document_size_estimate
+from mongoeco.engines.results import DeleteOutcome, InsertOutcome, MergeOutcome, MutationOutcome
 from mongoeco.engines.sqlite import SQLiteEngine
 from mongoeco.engines.sqlite_query import (
     json_path_for_field,
@@ -25,7 +40,10 @@ from mongoeco.engines.sqlite_query import (
     type_expression_sql,
 )
 from mongoeco.errors import BulkWriteError
+from mongoeco.session import ClientSession
+from mongoeco.wire.bson_bridge import encode_wire_value
 from mongoeco.wire.executor import WireCommandExecutor
+from mongoeco.wire.protocol import OP_MSG
 from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
 from mongoeco.wire.requests import WireRequestContext
 
@@ -98,18 +116,28 @@ MULTIKEY_STORAGE_INDEX = (
     "CREATE INDEX IF NOT EXISTS crm_multikey_entries_storage"
     " ON multikey_entries (collection_id, storage_key)"
 )
+ROW_COLUMNS = "collection_id, index_name, storage_key, element_type, type_score, element_key"
 SHARED_FIELDS = ["collection_id", "index_name", "type_score", "element_key", "storage_key"]
 SHARED_COLUMNS = f"({', '.join(SHARED_FIELDS)})"
 SHARED_CREATE = {
     f'CREATE INDEX "{name}" ': f'CREATE INDEX IF NOT EXISTS "{name}" '
     for name in SHARED_INDEXES.values()
 }
+# mongoeco's catalog row of a new index (`_sqlite_index_admin.create_index`): the position of
+# `multikey_flag` among its parameters.
+CATALOG_INSERT = "INSERT INTO indexes ("
+MULTIKEY_FLAG = 18
 SHARED_DROP = frozenset(f'DROP INDEX IF EXISTS "{name}"' for name in SHARED_INDEXES.values())
+
+
+def quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
 
 
 class SharedIndexConnection(SQLiteConnection):
     """mongoeco's connection; a logical index's create/drop of a shared physical index
-    creates it once / keeps it (its rows are deleted by the same drop)."""
+    creates it once / keeps it (its rows are deleted by the same drop); a multikey-capable
+    index gets no expression index on `documents`."""
 
     def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
         if sql.startswith(("CREATE INDEX ", "DROP INDEX ")):
@@ -119,7 +147,11 @@ class SharedIndexConnection(SQLiteConnection):
                 for prefix, replacement in SHARED_CREATE.items():
                     if sql.startswith(prefix):
                         sql = replacement + sql[len(prefix) :]
-        return super().execute(sql, parameters)
+        cursor = super().execute(sql, parameters)
+        if sql.lstrip().startswith(CATALOG_INSERT) and parameters[MULTIKEY_FLAG] and parameters[3]:
+            # A multikey-capable index: its expression index, just built, can serve no query.
+            super().execute(f"DROP INDEX IF EXISTS {quote(parameters[3])}")
+        return cursor
 
 
 class EngineVersionMismatch(ConfigError):
@@ -147,8 +179,66 @@ def _tag_literal(field: str) -> str:
     return "'" + (json_path_for_field(field) + TAG).replace("'", "''") + "'"
 
 
+# Page cache per engine connection, in KiB (SQLite's default: 2,000): an indexed array adds
+# a row per element to one shared index; with the default, each of those random inserts
+# mostly re-reads its B-tree pages from the OS.
+CACHE_SIZE = -65536
+
+# --- encoding: each document validated once, not once per nesting level ----------------------
+
+PLAIN_DOCUMENTS = (dict, _InternalBsonDocument)
+PLAIN_ARRAYS = (list, tuple, _InternalBsonArray)
+# Scalars DocumentCodec.encode returns as they are, once validate_bson_value accepted them.
+PLAIN_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def encode_validated(data: Any) -> Any:
+    """`DocumentCodec.encode(data)` for a value validate_bson_value has accepted as a whole.
+    Exact builtin containers and scalars only; any other type goes to the stock encoder."""
+    kind = type(data)
+    if kind in PLAIN_DOCUMENTS:
+        encoded = {key: encode_validated(value) for key, value in data.items()}
+        if DocumentCodec._is_tagged_value(encoded):
+            return DocumentCodec._tagged_value("dict", encoded)
+        return encoded
+    if kind in PLAIN_ARRAYS:
+        return [encode_validated(value) for value in data]
+    if kind in PLAIN_SCALARS:
+        return data
+    return DocumentCodec.encode(data)
+
+
+def encode_document(document: Any) -> Any:
+    """`DocumentCodec.encode(document)`: the stock encoder validates each nested document
+    again (its whole subtree) at every level; this validates the document once, first, as
+    the stock encoder's first step does, so the same error is raised for the same input."""
+    if type(document) not in PLAIN_DOCUMENTS:
+        return DocumentCodec.encode(document)
+    validate_bson_value(document)
+    return encode_validated(document)
+
+
+def internal_document(document: dict[str, Any]) -> Any:
+    """`DocumentCodec.to_internal(document)` with `encode_document`."""
+    return DocumentCodec.mark_internal(
+        DocumentCodec.decode(encode_document(document), preserve_bson_wrappers=True)
+    )
+
+
+def _unrecorded(context: OperationContext | None) -> OperationContext | None:
+    """`context` with publication off: the engine writes no change-outbox row for it."""
+    if context is None or context.publication is ChangePublicationPolicy.DISABLED:
+        return context
+    return dataclasses.replace(context, publication=ChangePublicationPolicy.DISABLED)
+
+
 class CrmSQLiteEngine(SQLiteEngine):
     """`SQLiteEngine` without the whole-collection scans of the write and read paths."""
+
+    # Change events go from the write straight to the client's in-memory change hub (as with
+    # mongoeco's memory engine), not through a change outbox in SQLite read back after every
+    # write: no client of this engine has a durable (journaled) hub to resume from.
+    capabilities = dataclasses.replace(SQLiteEngine.capabilities, change_delivery="none")
 
     def __init__(self, path: str = ":memory:", **options: Any) -> None:
         super().__init__(path, **options)
@@ -164,6 +254,144 @@ class CrmSQLiteEngine(SQLiteEngine):
         self._scratch = sqlite3.connect(":memory:", check_same_thread=False)
         self._scratch.create_function("crm_non_ascii", 1, _non_ascii, deterministic=True)
         self._flags_lock = threading.Lock()
+
+    def _serialize_document(self, document: dict[str, Any]) -> str:
+        if self._codec is not DocumentCodec:
+            serialized: str = super()._serialize_document(document)
+            return serialized
+        return json_dumps_compact(encode_document(document), sort_keys=False)
+
+    # --- writes: no change-outbox rows (delivery is in memory, see `capabilities`) ----------
+
+    async def insert_document(
+        self,
+        db_name: str,
+        coll_name: str,
+        document: dict[str, Any],
+        overwrite: bool = True,
+        *,
+        context: ClientSession | None = None,
+        bypass_document_validation: bool = False,
+        on_commit: Callable[[InsertOutcome], None] | None = None,
+        operation_context: OperationContext | None = None,
+    ) -> InsertOutcome:
+        outcome: InsertOutcome = await super().insert_document(
+            db_name,
+            coll_name,
+            document,
+            overwrite,
+            context=context,
+            bypass_document_validation=bypass_document_validation,
+            on_commit=on_commit,
+            operation_context=_unrecorded(operation_context),
+        )
+        return outcome
+
+    async def insert_documents(
+        self,
+        db_name: str,
+        coll_name: str,
+        documents: list[dict[str, Any]],
+        *,
+        context: ClientSession | None = None,
+        bypass_document_validation: bool = False,
+        on_commit: Callable[[InsertOutcome], None] | None = None,
+        operation_context: OperationContext | None = None,
+    ) -> tuple[InsertOutcome, ...]:
+        outcomes: tuple[InsertOutcome, ...] = await super().insert_documents(
+            db_name,
+            coll_name,
+            documents,
+            context=context,
+            bypass_document_validation=bypass_document_validation,
+            on_commit=on_commit,
+            operation_context=_unrecorded(operation_context),
+        )
+        return outcomes
+
+    async def merge_document(
+        self,
+        db_name: str,
+        coll_name: str,
+        document: dict[str, Any],
+        *,
+        when_matched: str,
+        when_not_matched: str,
+        context: ClientSession | None = None,
+        on_commit: Callable[[MergeOutcome], None] | None = None,
+        operation_context: OperationContext | None = None,
+    ) -> MergeOutcome:
+        outcome: MergeOutcome = await super().merge_document(
+            db_name,
+            coll_name,
+            document,
+            when_matched=when_matched,
+            when_not_matched=when_not_matched,
+            context=context,
+            on_commit=on_commit,
+            operation_context=_unrecorded(operation_context),
+        )
+        return outcome
+
+    async def update_with_operation(
+        self,
+        db_name: str,
+        coll_name: str,
+        operation: UpdateOperation,
+        upsert: bool = False,
+        upsert_seed: dict[str, Any] | None = None,
+        *,
+        selector_filter: dict[str, Any] | None = None,
+        dialect: Any = None,
+        context: ClientSession | None = None,
+        bypass_document_validation: bool = False,
+        replacement_document: dict[str, Any] | None = None,
+        on_commit: Callable[[MutationOutcome], None] | None = None,
+        operation_context: OperationContext | None = None,
+    ) -> MutationOutcome:
+        unrecorded = _unrecorded(operation_context)
+        if operation.context is operation_context and unrecorded is not operation_context:
+            # Bound to the context it comes with: bound to its unrecorded copy instead.
+            operation = operation.with_overrides(context=unrecorded)
+        outcome: MutationOutcome = await super().update_with_operation(
+            db_name,
+            coll_name,
+            operation,
+            upsert,
+            upsert_seed,
+            selector_filter=selector_filter,
+            dialect=dialect,
+            context=context,
+            bypass_document_validation=bypass_document_validation,
+            replacement_document=replacement_document,
+            on_commit=on_commit,
+            operation_context=unrecorded,
+        )
+        return outcome
+
+    async def delete_with_operation(
+        self,
+        db_name: str,
+        coll_name: str,
+        operation: UpdateOperation,
+        *,
+        selector_filter: dict[str, Any] | None = None,
+        dialect: Any = None,
+        context: ClientSession | None = None,
+        on_commit: Callable[[DeleteOutcome], None] | None = None,
+        operation_context: OperationContext | None = None,
+    ) -> DeleteOutcome:
+        outcome: DeleteOutcome = await super().delete_with_operation(
+            db_name,
+            coll_name,
+            operation,
+            selector_filter=selector_filter,
+            dialect=dialect,
+            context=context,
+            on_commit=on_commit,
+            operation_context=_unrecorded(operation_context),
+        )
+        return outcome
 
     # --- feature flags: kept across writes, re-checked on each written row -------------------
 
@@ -182,10 +410,51 @@ class CrmSQLiteEngine(SQLiteEngine):
             if self._path != ":memory:":
                 connection.execute("PRAGMA journal_mode=WAL")
                 connection.execute("PRAGMA synchronous=NORMAL")
+                connection.execute(f"PRAGMA cache_size={CACHE_SIZE}")
         except BaseException:
             connection.close()
             raise
         return connection
+
+    # --- expression indexes on `documents`: none for a multikey-capable index -------------
+
+    @staticmethod
+    def _drop_unusable_expression_indexes(conn: sqlite3.Connection) -> None:
+        """A file written by the stock engine: the expression index of each multikey-capable
+        index dropped (see SharedIndexConnection for new indexes)."""
+        for (name,) in conn.execute(
+            "SELECT indexes.physical_name FROM indexes JOIN sqlite_master"
+            " ON sqlite_master.type = 'index' AND sqlite_master.tbl_name = 'documents'"
+            " AND sqlite_master.name = indexes.physical_name WHERE indexes.multikey_flag"
+        ).fetchall():
+            conn.execute(f"DROP INDEX {quote(name)}")
+
+    def _resolve_hint_index(
+        self,
+        db_name: str,
+        coll_name: str,
+        hint: Any,
+        *,
+        indexes: Any = None,
+        plan: Any = None,
+        dialect: Any = MONGODB_DIALECT_70,
+        collation: Any = None,
+    ) -> Any:
+        """The hinted index; a multikey-capable one without its physical name (it has no
+        expression index): the hinted query reads `documents` without `INDEXED BY`, the same
+        documents."""
+        index = super()._resolve_hint_index(
+            db_name,
+            coll_name,
+            hint,
+            indexes=indexes,
+            plan=plan,
+            dialect=dialect,
+            collation=collation,
+        )
+        if index is not None and index.get("multikey"):
+            return dataclasses.replace(index, physical_name=None)
+        return index
 
     # --- one physical index per shared index-row table, not one per logical index ----------
 
@@ -319,6 +588,85 @@ class CrmSQLiteEngine(SQLiteEngine):
                 f" (SELECT 1 FROM json_each(document, {path}) WHERE {element}))"
             )
         return None
+
+    # --- a rewritten document's index rows: only the changed ones replaced -----------------
+
+    def _rebuild_multikey_entries_for_document(
+        self,
+        conn: sqlite3.Connection,
+        db_name: str,
+        coll_name: str,
+        storage_key: str,
+        document: dict[str, Any],
+        indexes: list[Any],
+    ) -> None:
+        collection_id = self._lookup_collection_id(conn, db_name, coll_name, create=True)
+        if collection_id is None:
+            super()._rebuild_multikey_entries_for_document(
+                conn, db_name, coll_name, storage_key, document, indexes
+            )
+            return
+        rows = self._build_multikey_rows_for_document(storage_key, document, indexes)
+        if rows:
+            self._ensure_multikey_physical_indexes_sync(conn, indexes)
+        self._replace_changed_rows(conn, "multikey_entries", collection_id, storage_key, rows)
+
+    def _rebuild_scalar_entries_for_document(
+        self,
+        conn: sqlite3.Connection,
+        db_name: str,
+        coll_name: str,
+        storage_key: str,
+        document: dict[str, Any],
+        indexes: list[Any],
+    ) -> None:
+        collection_id = self._lookup_collection_id(conn, db_name, coll_name, create=True)
+        if collection_id is None:
+            super()._rebuild_scalar_entries_for_document(
+                conn, db_name, coll_name, storage_key, document, indexes
+            )
+            return
+        rows = self._build_scalar_rows_for_document(storage_key, document, indexes)
+        if rows:
+            self._ensure_scalar_physical_indexes_sync(conn, indexes)
+        self._replace_changed_rows(conn, "scalar_index_entries", collection_id, storage_key, rows)
+        # As the stock rebuild: the document's TTL rows replaced (deleted, then written).
+        self._replace_ttl_entries_for_document(
+            conn, db_name, coll_name, storage_key, document, indexes
+        )
+
+    @staticmethod
+    def _replace_changed_rows(
+        conn: sqlite3.Connection,
+        table: str,
+        collection_id: int,
+        storage_key: str,
+        rows: list[tuple[str, str, int, str]],
+    ) -> None:
+        """The document's rows in `table` made equal (as a multiset) to `rows`, as the stock
+        delete-all-then-insert leaves them, touching only the rows that differ: an update
+        that leaves an indexed array alone rewrites none of its element rows."""
+        wanted = Counter(
+            (collection_id, index_name, storage_key, element_type, type_score, element_key)
+            for index_name, element_type, type_score, element_key in rows
+        )
+        stale = []
+        for rowid, *stored in conn.execute(
+            f"SELECT rowid, {ROW_COLUMNS} FROM {table} WHERE collection_id = ? AND storage_key = ?",
+            (collection_id, storage_key),
+        ):
+            key = tuple(stored)
+            if wanted[key] > 0:
+                wanted[key] -= 1
+            else:
+                stale.append((rowid,))
+        if stale:
+            conn.executemany(f"DELETE FROM {table} WHERE rowid = ?", stale)
+        added = list(wanted.elements())
+        if added:
+            conn.executemany(
+                f"INSERT OR IGNORE INTO {table} ({ROW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", added
+            )
 
     # --- unique indexes: keyed lookups instead of decoding every document -------------------
 
@@ -468,6 +816,7 @@ class CrmSQLiteEngine(SQLiteEngine):
     def _backfill_scalar_indexes_sync(self, conn: sqlite3.Connection) -> None:
         self._install_write_hooks(conn)  # the tables exist now
         self._share_physical_indexes(conn)
+        self._drop_unusable_expression_indexes(conn)
         conn.execute(MARKER_TABLE)
         marker = conn.execute(
             "SELECT value FROM crm_engine_state WHERE key = ?", (ROWS_MARKER,)
@@ -819,6 +1168,52 @@ class CrmSQLiteEngine(SQLiteEngine):
             params.append(skip)
         return sql, params
 
+    # --- reads: decoding and plain projections without per-document overhead ---------------
+
+    def _decode_codec_payload(self, payload: Any, *, preserve_bson_wrappers: bool) -> Any:
+        """The stock one asks inspect.signature(decode) for every document read."""
+        if self._codec is not DocumentCodec:
+            decoded: Any = super()._decode_codec_payload(
+                payload, preserve_bson_wrappers=preserve_bson_wrappers
+            )
+            return decoded
+        return DocumentCodec.decode(payload, preserve_bson_wrappers=preserve_bson_wrappers)
+
+    def _project_sql_scan_rows(self, rows: Any, semantics: Any, reader: Any) -> Any:
+        """A projection including top-level fields only: those fields are taken from the
+        parsed row and only they are decoded (stock: decode the whole document, deep-copy the
+        kept values, then measure the result's size value by value)."""
+        fields = _top_level_inclusion(semantics.projection, semantics.dialect)
+        if fields is None or self._codec is not DocumentCodec:
+            return super()._project_sql_scan_rows(rows, semantics, reader)
+        include_id, names = fields
+
+        def project(payload: str) -> Any:
+            document = json_loads(payload)
+            kept = {"_id": document["_id"]} if include_id and "_id" in document else {}
+            for name, value in document.items():
+                if name in names:
+                    kept[name] = value  # document order, as MongoDB's inclusion projection
+            if DocumentCodec._MARKER in payload:
+                kept = DocumentCodec.decode(kept, preserve_bson_wrappers=True)
+            # The whole row's estimate: more than the kept part needs, as the stock reader's.
+            return reader.attach_size_hint(kept, _serialized_document_size_estimate(payload))
+
+        return (project(payload) for (payload,) in rows)
+
+
+def _top_level_inclusion(projection: Any, dialect: Any) -> tuple[bool, frozenset[str]] | None:
+    """(`_id` kept, the other kept fields) of `{field: 1, …}` on top-level fields, else None."""
+    if not projection:
+        return None
+    parsed = _ProjectionExecutor(projection, dialect=dialect)._parsed  # type: ignore[no-untyped-call]
+    if parsed is None or not parsed.is_inclusion or parsed.operator_fields:
+        return None
+    names = [name for name, value in parsed.regular_fields.items() if value and name != "_id"]
+    if not names or any("." in name or name.startswith("$") for name in names):
+        return None
+    return bool(parsed.include_id), frozenset(names)
+
 
 # --- count_documents: the `count` command instead of an aggregation over every document ------
 
@@ -881,7 +1276,7 @@ class CrmWireExecutor(WireCommandExecutor):
         collection = self._client[context.db_name][body["insert"]]
         try:
             result = await collection.insert_many(
-                body["documents"],
+                internal_documents(body["documents"]),
                 ordered=body.get("ordered", True) is not False,
                 bypass_document_validation=bool(body.get("bypassDocumentValidation", False)),
                 session=context.session,
@@ -894,6 +1289,22 @@ class CrmWireExecutor(WireCommandExecutor):
             ]
             return {"n": details.get("nInserted", 0), "writeErrors": errors, "ok": 1.0}
         return {"n": len(result.inserted_ids), "ok": 1.0}
+
+
+def internal_documents(documents: list[Any]) -> list[Any]:
+    """The wire's documents as `insert_many` turns them into the engine's (an `_id` where
+    missing, then `to_internal`), done here with `internal_document`; `insert_many` takes
+    internal documents as they are (its copies of them are the same objects). Anything
+    unusual (a non-dict, an invalid value) is left to `insert_many`, for its own error."""
+    if any(type(document) is not dict for document in documents):
+        return documents
+    try:
+        for document in documents:
+            if "_id" not in document:
+                document["_id"] = DocumentCodec.to_pymongo(EngineObjectId())
+        return [internal_document(document) for document in documents]
+    except Exception:  # noqa: BLE001 - see the docstring
+        return documents
 
 
 def bulk_insert(body: dict[str, Any]) -> bool:
@@ -913,6 +1324,9 @@ class CrmProxyServer(AsyncMongoEcoProxyServer):
 
     def __init__(self, *, engine: SQLiteEngine, host: str, port: int) -> None:
         super().__init__(engine=engine, host=host, port=port)
+        # Open cursors a `find` started, oldest first; bounded: a cursor forgotten (closed by
+        # its client early) or evicted only takes the stock encoding for its next batches.
+        self._find_cursors: OrderedDict[int, None] = OrderedDict()
         self._executor = CrmWireExecutor(
             self._client,
             self._cursor_store,
@@ -920,3 +1334,51 @@ class CrmProxyServer(AsyncMongoEcoProxyServer):
             surface=self._surface,
             auth=self._auth,
         )
+
+    def _render_wire_result(self, header: Any, request_id: int, state: Any) -> bytes | None:
+        """Replies of `find`, and of `getMore` on a cursor a `find` opened, encoded by bson's
+        C encoder in one call (stock: a Python copy of the reply through encode_wire_value,
+        value by value, then BSON.encode). Other cursors (aggregate) keep the stock path."""
+        if (
+            state.disposition == "suppress"
+            or header.op_code != OP_MSG
+            or not self._from_find(state)
+        ):
+            stock: bytes | None = super()._render_wire_result(header, request_id, state)  # type: ignore[no-untyped-call]
+            return stock
+        state.phase = "encode"
+        payload = b"\x00\x00\x00\x00\x00" + bson.encode(state.result, codec_options=WIRE_CODEC)
+        response = struct.pack("<iiii", 16 + len(payload), request_id, header.request_id, OP_MSG)
+        state.response = "ready"
+        return response + payload
+
+    def _from_find(self, state: Any) -> bool:
+        """Whether the reply is a `find` batch (remembering the cursor it opens) or the next
+        batch of such a cursor (forgetting it when it is exhausted)."""
+        cursor = state.result.get("cursor") if isinstance(state.result, dict) else None
+        if not isinstance(cursor, dict) or state.context is None:
+            return False
+        if state.command_name == "find":
+            if cursor.get("id"):
+                self._find_cursors[cursor["id"]] = None
+                if len(self._find_cursors) > MAX_FIND_CURSORS:
+                    self._find_cursors.popitem(last=False)
+            return True
+        if state.command_name != "getMore":
+            return False
+        asked = state.context.command_document.get("getMore")
+        if asked not in self._find_cursors:
+            return False
+        if not cursor.get("id"):
+            del self._find_cursors[asked]
+        return True
+
+
+# The C encoder writes PyMongo's own types natively, byte for byte as encode_wire_value's output
+# would be written; every other value (mongoeco's wrappers) goes through encode_wire_value. The
+# one value it would write differently, mongoeco's Binary (a bytes subclass: its subtype would
+# be lost), does not reach a find/getMore batch: documents are materialized as PyMongo's types.
+WIRE_CODEC: CodecOptions[Any] = CodecOptions(
+    uuid_representation=STANDARD, type_registry=TypeRegistry(fallback_encoder=encode_wire_value)
+)
+MAX_FIND_CURSORS = 10_000

@@ -121,8 +121,8 @@ async def search_leads(viewer: Viewer, query: str, first: int) -> list[SearchHit
     if terms:
         prefixes = {"searchKeys": {"$all": [WORD + term for term in dict.fromkeys(terms)]}}
         found |= {lead.lead_id: lead for lead in await _find(viewer, prefixes, CANDIDATES)}
-    if len(found) < first and (typo_keys := _typo_keys(terms)):
-        found |= {lead.lead_id: lead for lead in await _find(viewer, _in(typo_keys), CANDIDATES)}
+    if len(found) < first and (typos := typo_query(terms)):
+        found |= {lead.lead_id: lead for lead in await _find(viewer, typos, CANDIDATES)}
     hits = [hit for lead in found.values() if (hit := rank(lead, query, terms)) is not None]
     hits.sort(key=lambda hit: (-hit.score, hit.lead.lead_number or 0, hit.lead.lead_id))
     return hits[:first]
@@ -132,14 +132,22 @@ def _in(keys: Iterable[str]) -> dict[str, Any]:
     return {"searchKeys": {"$in": list(dict.fromkeys(keys))}}
 
 
-def _typo_keys(terms: Sequence[str]) -> list[str]:
-    """The typo keys of the query's longest word (the most telling; ranking checks the
-    others): each of its one-letter-left-out spellings."""
-    long_terms = [term for term in terms if len(term) >= normalize.MIN_TYPO_WORD]
-    if not long_terms:
+def typo_query(terms: Sequence[str]) -> dict[str, Any] | None:
+    """Leads where every word starts a word, or (4 letters or more) is a name word one letter
+    off: one `$in` of a word's keys per word, all of them required. None without such a word.
+    Every word narrows the look-up, so a common first name does not crowd out the lead."""
+    words = list(dict.fromkeys(terms))
+    if not any(len(word) >= normalize.MIN_TYPO_WORD for word in words):
+        return None
+    parts = [_in([WORD + word, *_typo_keys(word)]) for word in words]
+    return parts[0] if len(parts) == 1 else {"$and": parts}
+
+
+def _typo_keys(word: str) -> list[str]:
+    """A word's one-letter-left-out spellings (and itself) as typo keys; none when short."""
+    if len(word) < normalize.MIN_TYPO_WORD:
         return []
-    longest = max(long_terms, key=len)
-    return [TYPO + variant for variant in sorted(normalize.typo_variants(longest))]
+    return [TYPO + variant for variant in sorted(normalize.typo_variants(word))]
 
 
 def _fields(lead: LeadDocument) -> list[tuple[str, str]]:

@@ -5,17 +5,20 @@ PyMongo, with the SQL the engine runs traced and explained (no timings)."""
 import inspect
 import re
 import sqlite3
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from bson import Decimal128, Int64, ObjectId
+from bson import Binary, Code, DBRef, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp
+from bson.son import SON
+from mongoeco import AsyncMongoClient as EcoClient
 from mongoeco.engines.sqlite import SQLiteEngine
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 import models.embedded_engine as adapted
 from models.database import EmbeddedMongo
@@ -557,6 +560,7 @@ async def test_a_file_with_one_physical_index_per_logical_index_is_converted(
     await embedded.stop()
     stock = physical_indexes(tmp_path / "crm.sqlite3", "scalar_index_entries")
     assert len([name for name in stock if name.startswith("scidx_")]) >= 2
+    assert sorted(expression_indexes(tmp_path / "crm.sqlite3")) == ["n_1@stock", "tags_1@stock"]
 
     embedded = EmbeddedMongo(tmp_path)
     client = AsyncMongoClient(await embedded.start())
@@ -566,6 +570,8 @@ async def test_a_file_with_one_physical_index_per_logical_index_is_converted(
             names = physical_indexes(tmp_path / "crm.sqlite3", table)
             assert shared in names
             assert not [name for name in names if name.startswith(("scidx_", "mkidx_"))]
+        # The multikey-capable tags_1's expression index is dropped.
+        assert list(expression_indexes(tmp_path / "crm.sqlite3")) == ["n_1@stock"]
         with pytest.raises(DuplicateKeyError):
             await collection.insert_one({"n": 4})
         assert [d["n"] for d in await collection.find({}).sort("n", -1).limit(3).to_list()] == [
@@ -628,3 +634,287 @@ async def test_an_update_or_delete_replaces_a_document_s_multikey_rows(server: S
         "SEARCH multikey_entries USING INDEX crm_multikey_entries_storage"
         " (collection_id=? AND storage_key=?)"
     ]
+
+
+# --- change delivery in memory: no change outbox -------------------------------------------
+
+
+def outbox_rows(path: Path) -> int:
+    with sqlite3.connect(path) as conn:
+        (count,) = conn.execute("SELECT COUNT(*) FROM change_outbox").fetchone()
+    conn.close()
+    return int(count)
+
+
+async def test_writes_record_no_change_outbox_and_the_wire_has_no_change_streams(
+    server: Server,
+) -> None:
+    """The precondition (no wire client can open a change stream) and the effect (writes of
+    every kind add no outbox row)."""
+    collection = server.collection()
+    with pytest.raises(OperationFailure, match=r"\$changeStream"):
+        await collection.watch()
+    before = outbox_rows(server.path)
+    await collection.insert_one({"_id": 1, "n": 1})
+    await collection.insert_many([{"_id": 2, "n": 2}, {"_id": 3, "n": 3}])
+    await collection.update_one({"_id": 1}, {"$set": {"n": 10}})
+    await collection.find_one_and_update({"_id": 2}, {"$inc": {"n": 1}})
+    await collection.replace_one({"_id": 3}, {"n": 30})
+    await collection.update_one({"_id": 4}, {"$set": {"n": 4}}, upsert=True)
+    await collection.delete_one({"_id": 1})
+    assert outbox_rows(server.path) == before
+    assert [d["n"] for d in await collection.find({}).sort("_id", 1).to_list()] == [3, 30, 4]
+
+
+async def test_an_in_process_watcher_still_receives_the_changes(tmp_path: Path) -> None:
+    """mongoeco's own API on this engine: events reach the client's change hub in memory."""
+    engine = CrmSQLiteEngine(str(tmp_path / "x.sqlite3"))
+    await engine.connect()
+    try:
+        collection = EcoClient(engine=engine)["db"]["c"]
+        stream = collection.watch()
+        await collection.insert_one({"_id": 1, "a": 1})
+        await collection.update_one({"_id": 1}, {"$set": {"a": 2}})
+        await collection.delete_one({"_id": 1})
+        kinds = [(await stream.try_next() or {}).get("operationType") for _ in range(3)]
+        assert kinds == ["insert", "update", "delete"]
+        stream.close()
+    finally:
+        await engine.disconnect()
+
+
+# --- expression indexes on `documents`: one collection each, only where usable -------------
+
+
+def expression_indexes(path: Path) -> dict[str, str]:
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute(
+            "SELECT indexes.name || '@' || indexes.coll_name, sqlite_master.sql FROM indexes"
+            " JOIN sqlite_master ON sqlite_master.name = indexes.physical_name"
+            " AND sqlite_master.tbl_name = 'documents'"
+        ).fetchall()
+    conn.close()
+    return dict(rows)
+
+
+async def test_only_indexes_a_query_can_use_get_an_expression_index(
+    server: Server, traced: list[str]
+) -> None:
+    """Unique and compound indexes keep their expression index (equality on an ObjectId first
+    field searches it); a multikey-capable single-field index has none (no query can use
+    one), and a hint naming it still answers."""
+    collection = server.collection()
+    owner = ObjectId()
+    await collection.create_indexes(
+        [
+            IndexModel("code", unique=True),
+            IndexModel([("owner", ASCENDING), ("at", ASCENDING)]),
+            IndexModel("status"),
+        ]
+    )
+    await collection.insert_many(
+        [{"code": n, "owner": (owner, ObjectId())[n % 2], "at": NOW, "status": "A"}
+         for n in range(40)]
+    )  # fmt: skip
+    found = expression_indexes(server.path)
+    assert f"code_1@{collection.name}" in found
+    assert f"owner_1_at_1@{collection.name}" in found
+    assert f"status_1@{collection.name}" not in found
+    TracedEngine.tracing = True
+    assert await collection.count_documents({"owner": owner}) == 20
+    TracedEngine.tracing = False
+    assert full_scans(server.path, traced) == []
+    assert any("owner" in statement for statement in traced)
+    hinted = await collection.find({"status": "A", "code": {"$lt": 3}}).hint("status_1").to_list()
+    assert sorted(doc["code"] for doc in hinted) == [0, 1, 2]
+    assert len(await collection.find({"owner": owner}).hint("owner_1_at_1").to_list()) == 20
+
+
+def test_only_the_catalog_row_of_a_multikey_index_drops_its_expression_index(
+    tmp_path: Path,
+) -> None:
+    conn = sqlite3.connect(tmp_path / "x.sqlite3", factory=adapted.SharedIndexConnection)
+    columns = ", ".join(f"c{n}" for n in range(21))
+    conn.execute("CREATE TABLE documents (db_name, coll_name, document)")
+    conn.execute(f"CREATE TABLE indexes ({columns})")
+    for name in ("idx_a", "idx_b"):
+        conn.execute(f'CREATE INDEX "{name}" ON documents (db_name, coll_name, document)')
+    for name, multikey in (("idx_a", 1), ("idx_b", 0)):
+        row = ["crm", "c", name, name, *[None] * 14, multikey, None, None]
+        conn.execute(f"INSERT INTO indexes ({columns}) VALUES ({', '.join('?' * 21)})", row)
+    names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")]
+    assert names == ["idx_b"]
+    conn.close()
+
+
+# --- encoding: validated once ---------------------------------------------------------------
+
+EVERY_TYPE: dict[str, Any] = {
+    "s": "x",
+    "i": 7,
+    "big": 2**40,
+    "f": 1.5,
+    "nan": float("nan"),
+    "b": True,
+    "none": None,
+    "oid": ObjectId("65f000000000000000000001"),
+    "at": NOW,
+    "naive": datetime(2024, 5, 1, 12, 0, 0, 123456),
+    "i64": Int64(3),
+    "dec": Decimal128("1.10"),
+    "bin": Binary(b"\x00\x01", 0),
+    "uuid": uuid.UUID("12345678-1234-5678-1234-567812345678"),
+    "re": Regex("^a", "i"),
+    "code": Code("f()", {"x": 1}),
+    "ts": Timestamp(1, 2),
+    "min": MinKey(),
+    "max": MaxKey(),
+    "ref": DBRef("c", ObjectId("65f000000000000000000002"), "db"),
+    "son": SON([("z", 1), ("a", {"b": [1, (2, 3)]})]),
+    "tagged": {"$mongoeco": {"type": "datetime", "value": "2024-01-01T00:00:00"}},
+    "nested": {"list": [{"a": [NOW, {"b": Int64(1)}]}, (1, "t")], "empty": {}},
+}
+
+
+def test_the_once_validated_encoding_equals_the_stock_one() -> None:
+    from mongoeco.core.codec import DocumentCodec
+
+    document = {**EVERY_TYPE, "copy": dict(EVERY_TYPE)}
+    assert repr(adapted.encode_document(document)) == repr(DocumentCodec.encode(document))
+    assert repr(adapted.internal_document(document)) == repr(DocumentCodec.to_internal(document))
+    internal = DocumentCodec.to_internal(document)
+    assert repr(adapted.encode_document(internal)) == repr(DocumentCodec.encode(internal))
+    for invalid in ({"a": {"b": [2**70]}}, {"a": [{1: "x"}]}, {"a": {"b": {1, 2}}}):
+        with pytest.raises((TypeError, OverflowError)) as stock:
+            DocumentCodec.encode(invalid)
+        with pytest.raises(type(stock.value), match=re.escape(str(stock.value))):
+            adapted.encode_document(invalid)
+
+
+def test_unusual_wire_documents_are_left_to_insert_many() -> None:
+    from mongoeco.core.codec import DocumentCodec
+
+    plain: list[dict[str, Any]] = [{"a": 1}, {"_id": 2, "a": [NOW]}]
+    internal = adapted.internal_documents(plain)
+    assert "_id" in plain[0]  # given one, as insert_many gives it
+    assert all(DocumentCodec.is_internal(document) for document in internal)
+    assert repr(internal) == repr([DocumentCodec.to_internal(document) for document in plain])
+    for unusual in ([{"a": 1}, SON([("a", 1)])], [{"a": 2**70}]):
+        assert adapted.internal_documents(unusual) is unusual
+
+
+async def test_insert_many_stores_what_insert_one_stores(server: Server) -> None:
+    collection = server.collection()
+    document = {key: value for key, value in EVERY_TYPE.items() if key not in ("nan", "uuid")}
+    document["uuid"] = Binary.from_uuid(EVERY_TYPE["uuid"])
+    await collection.insert_many([{"_id": 1, **document}, {"_id": 2, **document}])
+    await collection.insert_one({"_id": 3, **document})
+    with sqlite3.connect(server.path) as conn:
+        stored = [
+            row[0].replace('"_id":1', '"_id":3').replace('"_id":2', '"_id":3')
+            for row in conn.execute(
+                "SELECT document FROM documents WHERE coll_name = ? ORDER BY storage_key",
+                (collection.name,),
+            )
+        ]
+    conn.close()
+    assert len(stored) == 3
+    assert len(set(stored)) == 1
+
+
+# --- a rewritten document's index rows: only the changed ones replaced ---------------------
+
+
+def index_rows(path: Path, table: str, coll_name: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute(
+            f"SELECT rowid, index_name, storage_key, element_type, type_score, element_key"
+            f" FROM {table} WHERE collection_id ="
+            " (SELECT collection_id FROM collections WHERE coll_name = ?) ORDER BY rowid",
+            (coll_name,),
+        ).fetchall()
+    conn.close()
+    return rows
+
+
+async def test_an_update_replaces_only_the_index_rows_that_changed(server: Server) -> None:
+    collection = server.collection()
+    await collection.create_indexes([IndexModel("tags"), IndexModel("status")])
+    await collection.insert_one({"_id": 1, "tags": ["a", "b", "a"], "status": "NEW", "log": []})
+    await collection.insert_one({"_id": 2, "tags": ["b"], "status": "NEW", "log": []})
+    multikey = index_rows(server.path, "multikey_entries", collection.name)
+    scalar = index_rows(server.path, "scalar_index_entries", collection.name)
+    await collection.update_one({"_id": 1}, {"$push": {"log": 1}})
+    # The same rows, under the same rowids: none was deleted and written again.
+    assert index_rows(server.path, "multikey_entries", collection.name) == multikey
+    assert index_rows(server.path, "scalar_index_entries", collection.name) == scalar
+    await collection.update_one({"_id": 1}, {"$set": {"tags": ["a", "c"], "status": "WON"}})
+    await collection.insert_one({"_id": 3, "tags": ["a", "c"], "status": "WON"})
+
+    def rows_of(table: str, _id: int) -> list[tuple[Any, ...]]:
+        rows = index_rows(server.path, table, collection.name)
+        return sorted(row[1:2] + row[3:] for row in rows if row[2] == f"(<class 'int'>, {_id})")
+
+    for table in ("multikey_entries", "scalar_index_entries"):
+        assert rows_of(table, 1) == rows_of(table, 3)  # as a fresh insert writes them
+    assert [row[3] for row in rows_of("multikey_entries", 1)] == ["a", "c"]
+    ids = [d["_id"] for d in await collection.find({"tags": "a"}).sort("_id", 1).to_list()]
+    assert ids == [1, 3]
+    assert [d["_id"] for d in await collection.find({"tags": "b"}).to_list()] == [2]
+    assert await collection.count_documents({"status": "WON"}) == 2
+    assert await collection.count_documents({"status": "NEW"}) == 1
+
+
+# --- reads: top-level projections and C-encoded cursor batches ---------------------------
+
+READ_BACK: dict[str, Any] = {
+    "string": "zoë",
+    "int": 7,
+    "int64": Int64(2**40),
+    "double": 1.5,
+    "decimal": Decimal128("12.30"),
+    "bool": True,
+    "null": None,
+    "date": NOW,
+    "oid": ObjectId("65f000000000000000000009"),
+    "regex": Regex("^a", "i"),
+    "binary": b"\x00\x01",  # subtype 0: PyMongo reads it back as bytes
+    "uuid": Binary(uuid.UUID("12345678-1234-5678-1234-567812345678").bytes, 4),
+    "md5": Binary(b"0123456789abcdef", 5),
+    "user": Binary(b"\x02", 0x80),
+    "timestamp": Timestamp(5, 1),
+    "code": Code("x = 1"),
+    "min": MinKey(),
+    "max": MaxKey(),
+    "nested": {"a": [1, {"b": Binary(b"\x03", 0x81)}], "$notoperator": "x"},
+    "array": [[1, 2], {"x": None}, Decimal128("1")],
+}
+
+
+async def test_find_batches_and_projections_read_back_what_was_written(server: Server) -> None:
+    collection = server.collection()
+    written = [{"_id": n, "n": n, **READ_BACK} for n in range(5)]
+    await collection.insert_many(written)
+
+    # A find and its getMore batches (C-encoded), and an aggregate (stock): the same values.
+    found = await collection.find({}, batch_size=2).sort("n", 1).to_list()
+    aggregated = await (await collection.aggregate([{"$sort": {"n": 1}}], batchSize=2)).to_list()
+    assert found == written
+    assert aggregated == written
+    # Inclusion of top-level fields: only those, in the document's order, `_id` as asked.
+    projections: list[tuple[dict[str, Any], list[str]]] = [
+        ({"uuid": 1, "string": 1}, ["_id", "string", "uuid"]),
+        ({"uuid": 1, "_id": 0}, ["uuid"]),
+        ({"nested.a": 1}, ["_id", "nested"]),  # a dotted path: the stock projection
+        ({"missing": 1, "md5": True}, ["_id", "md5"]),
+    ]
+    for projection, fields in projections:
+        first = await collection.find_one({"n": 3}, projection)
+        assert first is not None
+        assert list(first) == fields, projection
+        for name in fields:
+            if name != "nested":
+                assert first[name] == written[3][name], (projection, name)
+    assert (await collection.find_one({"n": 3}, {"nested.a": 1}) or {})["nested"] == {
+        "a": READ_BACK["nested"]["a"]
+    }

@@ -215,7 +215,7 @@ def query_shapes() -> dict[str, dict[str, Any]]:
     return {
         "exact": search._in(search._exact_keys("jane@acme.com")),
         "prefixes": {"searchKeys": {"$all": [normalize.WORD + term for term in terms]}},
-        "typos": search._in(search._typo_keys(["smtih"])),
+        "typos": search.typo_query(["jane", "smtih"]) or {},
         "duplicates": search._in(search.duplicate_keys(keys)),
         "filter": leads.lead_query({"search": "jane do"}),
     }
