@@ -6,10 +6,13 @@ start-up); tests/test_embedded_engine.py fails when an internal they rely on cha
 why it is safe and how it could go upstream: docs/embedded-engine.md.
 """
 
+import asyncio
 import dataclasses
 import sqlite3
 import struct
+import sys
 import threading
+import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from importlib.metadata import version
@@ -20,10 +23,14 @@ from bson import Int64, ObjectId
 from bson.binary import STANDARD
 from bson.codec_options import CodecOptions, TypeRegistry
 from mongoeco._types._bson_objectid import ObjectId as EngineObjectId
+from mongoeco.api._async._active_operations import track_active_operation
+from mongoeco.api._async.database_commands import _record_command_profile_event
 from mongoeco.api.operations import UpdateOperation
 from mongoeco.compat import MONGODB_DIALECT_70
 from mongoeco.core.bson_scalars import is_bson_numeric, validate_bson_value
 from mongoeco.core.codec import DocumentCodec, _InternalBsonArray, _InternalBsonDocument
+from mongoeco.core.error_documents import error_message
+from mongoeco.core.expression_context import execution_now_scope
 from mongoeco.core.filtering import QueryEngine
 from mongoeco.core.json_compat import json_dumps_compact, json_loads
 from mongoeco.core.operation_context import ChangePublicationPolicy, OperationContext
@@ -39,9 +46,12 @@ from mongoeco.engines.sqlite_query import (
     path_array_prefixes,
     type_expression_sql,
 )
-from mongoeco.errors import BulkWriteError
+from mongoeco.errors import BulkWriteError, OperationFailure
 from mongoeco.session import ClientSession
+from mongoeco.wire._session_identity import wire_session_key
 from mongoeco.wire.bson_bridge import encode_wire_value
+from mongoeco.wire.connections import WireConnectionContext, WireConnectionRegistry
+from mongoeco.wire.cursors import _principal_key
 from mongoeco.wire.executor import WireCommandExecutor
 from mongoeco.wire.protocol import OP_MSG
 from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
@@ -1246,10 +1256,122 @@ def count_command(body: dict[str, Any]) -> dict[str, Any] | None:
     return count
 
 
+# --- find cursors read batch by batch (stock: the whole result read, then sliced) -----------
+
+
+@dataclasses.dataclass(slots=True)
+class FindStream:
+    """An open `find` cursor: the engine cursor's iterator, reading from its own SQLite read
+    transaction, and the next document, read ahead to tell the last batch."""
+
+    namespace: str
+    cursor: Any
+    iterator: Any
+    head: list[Any]
+    now: Any
+    session_key: str | None
+    principal_key: tuple[tuple[str, str], ...]
+    connection_id: int
+    read_ns: int
+    timer: asyncio.TimerHandle | None = None
+    busy: bool = False
+    killed: bool = False
+
+
+# Above the stock store's ids (counted from 1), within int32: the wire decodes an int64 id
+# into a wrapper its getMore validation refuses. A getMore on an id in this range that is not
+# open (closed idle or with its connection) is refused, not answered with an empty batch.
+STREAM_IDS = 1 << 30
+CURSOR_NOT_FOUND = 43
+# An open cursor holds a read transaction (WAL checkpoints cannot pass it): closed after this
+# long without a getMore (MongoDB's default cursor timeout, 10 minutes).
+STREAM_IDLE_SECONDS = 600.0
+# The `find` fields a stream takes; any other (tailable, awaitData, singleBatch, maxTimeMS,
+# comment, collation, let, readConcern, noCursorTimeout, transaction fields…) runs stock.
+STREAM_FIND_FIELDS = frozenset(
+    {"find", "filter", "projection", "sort", "batchSize", "skip", "limit", "hint"}
+    | {"lsid", "$db", "$clusterTime", "$readPreference"}
+)
+
+
+def stream_sort(sort: Any) -> bool:
+    """No sort, or the shapes the engine reads in order from SQL: `_id`, or one field then
+    optionally `_id` in the same direction (section 6); others may be sorted in Python."""
+    if sort is None or sort == {}:
+        return True
+    if not isinstance(sort, dict) or not 1 <= len(sort) <= 2:
+        return False
+    (field, direction), *rest = sort.items()
+    if direction not in (1, -1) or not isinstance(field, str) or "." in field:
+        return False
+    return not rest or (field != "_id" and rest[0] == ("_id", direction))
+
+
+def streamable_find(context: WireRequestContext) -> bool:
+    """A `find` asking for batches, with plain fields only, outside a transaction."""
+    body = context.command_document
+    size = body.get("batchSize")
+    session = context.session
+    return (
+        type(size) is int
+        and size > 0
+        and body.keys() <= STREAM_FIND_FIELDS
+        and all(
+            type(body.get(field, 0)) is int and body.get(field, 0) >= 0
+            for field in ("skip", "limit")
+        )
+        and stream_sort(body.get("sort"))
+        and not (session is not None and session.in_transaction)
+    )
+
+
+async def profile_query(cursor: Any, read_ns: int, error: BaseException | None = None) -> None:
+    """The `query` event the stock find's `to_list` records once it has read the result
+    (here: when the cursor closes, with the time spent reading)."""
+    operation = cursor._as_operation()
+    collection = cursor._collection
+    await collection._profile_operation(
+        op="query",
+        command={"find": collection._collection_name, "filter": operation.filter_spec},
+        duration_ns=read_ns,
+        operation=operation,
+        **({} if error is None else {"errmsg": error_message(error)}),  # type: ignore[no-untyped-call]
+    )
+
+
+def stream_ids(body: dict[str, Any]) -> bool:
+    """A `killCursors` naming a stream (well-formed: any other goes to the stock store)."""
+    cursors = body.get("cursors")
+    return (
+        isinstance(body.get("killCursors"), str)
+        and isinstance(cursors, list)
+        and all(type(cursor_id) is int for cursor_id in cursors)
+        and any(cursor_id >= STREAM_IDS for cursor_id in cursors)
+    )
+
+
 class CrmWireExecutor(WireCommandExecutor):
+    idle_seconds = STREAM_IDLE_SECONDS
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._streams: dict[int, FindStream] = {}
+        self._next_stream = STREAM_IDS
+        self._closing: set[asyncio.Task[None]] = set()
+
     async def execute_prepared(self, context: WireRequestContext) -> dict[str, Any]:
         if bulk_insert(context.raw_body):
             return await self._insert_many(context)
+        body = context.command_document
+        if context.command_name == "find" and streamable_find(context):
+            streamed = await self._stream_find(context)
+            if streamed is not None:
+                return streamed
+        elif context.command_name == "getMore" and type(body.get("getMore")) is int:
+            if body["getMore"] >= STREAM_IDS:
+                return await self._stream_more(context)
+        elif context.command_name == "killCursors" and stream_ids(body):
+            return await self._kill_streams(context)
         count = count_command(context.raw_body)
         if count is None:
             reply: dict[str, Any] = await super().execute_prepared(context)
@@ -1268,6 +1390,218 @@ class CrmWireExecutor(WireCommandExecutor):
             },
             "ok": 1.0,
         }
+
+    async def _stream_find(self, context: WireRequestContext) -> dict[str, Any] | None:
+        """The stock find's first batch (compiled, tracked and profiled alike), the rest left
+        to the engine cursor; None (the stock path) when a fail point is set or anything fails
+        before the reply: the stock find then raises its own error with its own bookkeeping."""
+        body = context.command_document
+        size: int = body["batchSize"]
+        database = self._client.get_database(context.db_name)
+        engine = database._admin._engine
+        execution = context.execution_context
+        if execution is None or getattr(
+            getattr(engine, "_command_failpoint_state", None), "_fail_command", None
+        ):
+            return None
+        started = time.perf_counter_ns()
+        now = execution.now
+        try:
+            self._auth.require_authenticated(context.connection, context.command_name)
+            with (
+                execution_now_scope(now),
+                track_active_operation(
+                    engine,
+                    command_name="find",
+                    operation_type="admin",
+                    namespace=f"{context.db_name}.$cmd",
+                    session=context.session,
+                    metadata={"db": context.db_name},
+                ),
+            ):
+                name, operation = database._admin._command_compiler.compile_find_operation(
+                    body, collection_field="find"
+                )
+                operation = operation.with_overrides(let=execution.with_bindings(operation.let))
+                cursor = database.get_collection(name)._build_cursor(
+                    operation, session=context.session
+                )
+                iterator = cursor.__aiter__()  # type: ignore[no-untyped-call]
+                try:
+                    batch = await iterator.pull_chunk(size + 1)
+                except BaseException:
+                    await iterator.close()
+                    raise
+        except Exception:  # noqa: BLE001 - see the docstring
+            return None
+        read_ns = time.perf_counter_ns() - started
+        namespace = f"{context.db_name}.{name}"
+        cursor_id = 0
+        if len(batch) > size:
+            cursor_id = self._next_stream
+            self._next_stream += 1
+            lsid = context.raw_body.get("lsid")
+            self._streams[cursor_id] = FindStream(
+                namespace,
+                cursor,
+                iterator,
+                batch[size:],
+                now,
+                wire_session_key(lsid) if lsid is not None else None,
+                _principal_key(context.connection),
+                context.connection.connection_id,
+                read_ns,
+            )
+            self._idle(cursor_id)
+            batch = batch[:size]
+        else:
+            await iterator.close()
+            await profile_query(cursor, read_ns)
+        _record_command_profile_event(
+            engine,
+            context.db_name,
+            op="command",
+            command=dict(body),
+            duration_micros=max(1, (time.perf_counter_ns() - started) // 1000),
+        )
+        return {"cursor": {"id": cursor_id, "ns": namespace, "firstBatch": batch}, "ok": 1.0}
+
+    async def _stream_more(self, context: WireRequestContext) -> dict[str, Any]:
+        """The stock getMore's checks and reply, the batch read from the stream."""
+        self._auth.require_authenticated(context.connection, context.command_name)
+        body = context.command_document
+        cursor_id: int = body["getMore"]
+        collection = body.get("collection", "")
+        if not isinstance(collection, str):
+            raise TypeError("collection must be a string")
+        size = body.get("batchSize")
+        if size is not None and (type(size) is not int or size < 0):
+            raise TypeError("batchSize must be a non-negative integer")
+        stream = self._streams.get(cursor_id)
+        if stream is None or stream.busy:
+            raise OperationFailure(f"cursor id {cursor_id} not found", code=CURSOR_NOT_FOUND)
+        if stream.namespace != f"{context.db_name}.{collection}":
+            raise OperationFailure("getMore cursor namespace does not match the command")
+        lsid = context.raw_body.get("lsid")
+        if stream.session_key != (wire_session_key(lsid) if lsid is not None else None):
+            raise OperationFailure("getMore cursor session does not match the creating command")
+        if stream.principal_key != _principal_key(context.connection):
+            raise OperationFailure("getMore cursor user does not match the creating command")
+        wanted = size or sys.maxsize  # stock: no batch size, all that is left
+        if stream.timer is not None:
+            stream.timer.cancel()
+        stream.busy = True
+        engine = self._client.get_database(context.db_name)._admin._engine
+        started = time.perf_counter_ns()
+        try:
+            with (
+                execution_now_scope(stream.now),
+                track_active_operation(
+                    engine,
+                    command_name="getMore",
+                    operation_type="admin",
+                    namespace=f"{context.db_name}.$cmd",
+                    session=context.session,
+                    cursor_id=cursor_id,
+                    metadata={"db": context.db_name},
+                ),
+            ):
+                batch = stream.head + await stream.iterator.pull_chunk(
+                    wanted + 1 - len(stream.head)
+                )
+        except BaseException as error:
+            stream.busy = False
+            stream.read_ns += time.perf_counter_ns() - started
+            await self._close(cursor_id, error)
+            raise
+        stream.busy = False
+        stream.read_ns += time.perf_counter_ns() - started
+        if len(batch) > wanted and not stream.killed:
+            stream.head = batch[wanted:]
+            self._idle(cursor_id)
+        else:
+            await self._close(cursor_id)
+            cursor_id = 0
+        return {
+            "cursor": {"id": cursor_id, "ns": stream.namespace, "nextBatch": batch[:wanted]},
+            "ok": 1.0,
+        }
+
+    async def _kill_streams(self, context: WireRequestContext) -> dict[str, Any]:
+        """The stock killCursors, streams closed here (same checks), other ids by the store."""
+        self._auth.require_authenticated(context.connection, context.command_name)
+        body = context.command_document
+        namespace = f"{context.db_name}.{body['killCursors']}"
+        lsid = context.raw_body.get("lsid")
+        session_key = wire_session_key(lsid) if lsid is not None else None
+        principal = _principal_key(context.connection)
+        others = [cursor_id for cursor_id in body["cursors"] if cursor_id < STREAM_IDS]
+        stock = self._cursor_store.kill_cursors(
+            {**body, "cursors": others},
+            db_name=context.db_name,
+            lsid=lsid,
+            connection=context.connection,
+        )
+        killed = set(stock["cursorsKilled"])
+        for cursor_id in body["cursors"]:
+            stream = self._streams.get(cursor_id)
+            if (
+                cursor_id >= STREAM_IDS
+                and stream is not None
+                and stream.namespace == namespace
+                and stream.principal_key == principal
+                and (session_key is None or stream.session_key == session_key)
+            ):
+                await self._close(cursor_id)
+                killed.add(cursor_id)
+        unknown = [cursor_id for cursor_id in body["cursors"] if cursor_id not in killed]
+        return {
+            "cursorsKilled": [cursor_id for cursor_id in body["cursors"] if cursor_id in killed],
+            "cursorsUnknown": unknown,
+            "cursorsAlive": [],
+            "cursorsNotFound": unknown,
+            "ok": 1.0,
+        }
+
+    def _idle(self, cursor_id: int) -> None:
+        """Close the stream if no getMore comes within `idle_seconds`."""
+        self._streams[cursor_id].timer = asyncio.get_running_loop().call_later(
+            self.idle_seconds, self._discard, cursor_id
+        )
+
+    def _discard(self, cursor_id: int) -> None:
+        """Close the stream now (a getMore reading it closes it when its read ends)."""
+        stream = self._streams.get(cursor_id)
+        if stream is None:
+            return
+        if stream.busy:
+            stream.killed = True
+            return
+        task = asyncio.get_running_loop().create_task(self._close(cursor_id))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _close(self, cursor_id: int, error: BaseException | None = None) -> None:
+        stream = self._streams.pop(cursor_id, None)
+        if stream is None:
+            return
+        if stream.timer is not None:
+            stream.timer.cancel()
+        try:
+            await stream.iterator.close()
+        finally:
+            await profile_query(stream.cursor, stream.read_ns, error)
+
+    def connection_closed(self, connection_id: int) -> None:
+        """The streams a dropped connection opened are closed with it."""
+        for cursor_id, stream in list(self._streams.items()):
+            if stream.connection_id == connection_id:
+                self._discard(cursor_id)
+
+    async def close_streams(self) -> None:
+        for cursor_id in list(self._streams):
+            self._discard(cursor_id)
+        await asyncio.gather(*self._closing)
 
     async def _insert_many(self, context: WireRequestContext) -> dict[str, Any]:
         """The engine's batch insert (one transaction per batch, ordered and unordered errors
@@ -1319,6 +1653,18 @@ def bulk_insert(body: dict[str, Any]) -> bool:
     )
 
 
+class ClosingConnectionRegistry(WireConnectionRegistry):
+    """mongoeco's registry of connections, telling the executor when one closes."""
+
+    def __init__(self, closed: Callable[[int], None]) -> None:
+        super().__init__()
+        self._closed = closed
+
+    def close(self, context: WireConnectionContext) -> None:
+        super().close(context)
+        self._closed(context.connection_id)
+
+
 class CrmProxyServer(AsyncMongoEcoProxyServer):
     """mongoeco's wire server, answering `count_documents` with the engine's count."""
 
@@ -1327,13 +1673,18 @@ class CrmProxyServer(AsyncMongoEcoProxyServer):
         # Open cursors a `find` started, oldest first; bounded: a cursor forgotten (closed by
         # its client early) or evicted only takes the stock encoding for its next batches.
         self._find_cursors: OrderedDict[int, None] = OrderedDict()
-        self._executor = CrmWireExecutor(
+        self._executor: CrmWireExecutor = CrmWireExecutor(
             self._client,
             self._cursor_store,
             self._session_store,
             surface=self._surface,
             auth=self._auth,
         )
+        self._connections = ClosingConnectionRegistry(self._executor.connection_closed)
+
+    async def close(self) -> None:
+        await self._executor.close_streams()
+        await super().close()
 
     def _render_wire_result(self, header: Any, request_id: int, state: Any) -> bytes | None:
         """Replies of `find`, and of `getMore` on a cursor a `find` opened, encoded by bson's

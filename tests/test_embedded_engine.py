@@ -2,15 +2,18 @@
 takes its shortcuts, and its shortcuts read no whole collection: checked over the wire through
 PyMongo, with the SQL the engine runs traced and explained (no timings)."""
 
+import asyncio
 import inspect
 import re
 import sqlite3
+import struct
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import bson
 import pytest
 from bson import Binary, Code, DBRef, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp
 from bson.son import SON
@@ -918,3 +921,228 @@ async def test_find_batches_and_projections_read_back_what_was_written(server: S
     assert (await collection.find_one({"n": 3}, {"nested.a": 1}) or {})["nested"] == {
         "a": READ_BACK["nested"]["a"]
     }
+
+
+# --- find cursors read batch by batch ----------------------------------------------------
+
+
+class CountingEngine(CrmSQLiteEngine):
+    """Counts the documents it decodes."""
+
+    decoded = 0
+
+    def _deserialize_document(
+        self, payload: str, *, preserve_bson_wrappers: bool = True
+    ) -> dict[str, Any]:
+        CountingEngine.decoded += 1
+        document: dict[str, Any] = super()._deserialize_document(
+            payload, preserve_bson_wrappers=preserve_bson_wrappers
+        )
+        return document
+
+
+class Streaming:
+    def __init__(self, embedded: EmbeddedMongo, uri: str) -> None:
+        self.embedded, self.uri, self.count = embedded, uri, 0
+        self.client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, tz_aware=True)
+        self.executor = embedded._server._executor
+
+    async def collection(self, n: int) -> Collection:
+        self.count += 1
+        collection = self.client["stream_test"][f"s{self.count}"]
+        await collection.create_index("k")
+        await collection.insert_many([{"_id": i, "k": (i * 7) % 11, "n": i} for i in range(n)])
+        return collection
+
+    def checkpoint_blocked(self) -> bool:
+        """Whether a reader's open read transaction keeps a WAL checkpoint from finishing."""
+        with sqlite3.connect(self.embedded.path, timeout=0) as probe:
+            (busy, _, _) = probe.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return bool(busy)
+
+    async def no_reader_left(self) -> bool:
+        for _ in range(100):
+            if not self.executor._streams and not self.checkpoint_blocked():
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
+
+@pytest.fixture(scope="module")
+async def streaming(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Streaming]:
+    embedded = EmbeddedMongo(tmp_path_factory.mktemp("stream"), engine=CountingEngine)
+    streaming = Streaming(embedded, await embedded.start())
+    yield streaming
+    await streaming.client.close()
+    await embedded.stop()
+
+
+FINDS: list[tuple[dict[str, Any], dict[str, Any]]] = [
+    ({}, {}),
+    ({}, {"sort": [("k", ASCENDING)]}),
+    ({}, {"sort": [("k", DESCENDING), ("_id", DESCENDING)]}),
+    ({}, {"sort": [("_id", DESCENDING)], "skip": 3, "limit": 40}),
+    ({"k": {"$gte": 4}}, {"projection": {"n": 1}, "sort": [("n", ASCENDING)]}),
+    ({"k": 5}, {"projection": {"_id": 0, "k": 1}}),
+    ({"n": {"$lt": 0}}, {}),
+]
+
+
+@pytest.mark.parametrize("batch", [1, 7, 49, 50, 200])
+async def test_a_streamed_find_returns_what_the_stock_find_returns(
+    streaming: Streaming, batch: int
+) -> None:
+    collection = await streaming.collection(49)
+    for query, options in FINDS:
+        stock = await collection.find(query, **options).to_list()  # no batch size: stock
+        streamed = await collection.find(query, batch_size=batch, **options).to_list()
+        assert streamed == stock, (query, options)
+    assert await streaming.no_reader_left()
+
+
+async def test_a_streamed_find_reads_one_snapshot_across_its_batches(
+    streaming: Streaming,
+) -> None:
+    collection = await streaming.collection(300)  # more than one read of the engine's reader
+    expected = await collection.find({}).sort("n", 1).to_list()
+    cursor = collection.find({}, batch_size=5).sort("n", 1)
+    first = [await cursor.next() for _ in range(5)]
+    assert len(streaming.executor._streams) == 1
+    # Writes between getMores, committed while the cursor's read transaction is open.
+    await collection.delete_many({"n": {"$gte": 200}})
+    await collection.update_many({}, {"$set": {"k": -1}})
+    await collection.insert_many([{"_id": f"new{i}", "k": 0, "n": 10.5} for i in range(3)])
+    assert first + await cursor.to_list() == expected
+    assert await streaming.no_reader_left()
+    assert await collection.count_documents({}) == 203
+
+
+async def test_only_the_first_batch_is_read_before_it_is_returned(streaming: Streaming) -> None:
+    collection = await streaming.collection(3000)
+    CountingEngine.decoded = 0
+    stock = await collection.find({}).to_list()
+    assert CountingEngine.decoded >= 3000  # stock: every document before the first batch
+    CountingEngine.decoded = 0
+    cursor = collection.find({}, batch_size=100).sort("k", 1)
+    await cursor.next()
+    assert CountingEngine.decoded <= 300
+    rest = await cursor.to_list()
+    assert len(rest) == 2999
+    assert 3000 <= CountingEngine.decoded <= 3300
+    assert len(stock) == 3000
+    assert await streaming.no_reader_left()
+
+
+async def test_a_killed_cursor_closes_its_read_transaction(streaming: Streaming) -> None:
+    collection = await streaming.collection(500)
+    cursor = collection.find({}, batch_size=5)
+    await cursor.next()
+    await collection.insert_one({"_id": "after", "k": 0})  # the WAL grows past the reader
+    assert streaming.checkpoint_blocked()  # the check sees an open reader
+    await cursor.close()  # killCursors
+    assert not streaming.executor._streams
+    assert not streaming.checkpoint_blocked()
+
+
+async def test_an_idle_cursor_is_closed_and_then_not_found(
+    streaming: Streaming, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(streaming.executor, "idle_seconds", 0.2)
+    collection = await streaming.collection(500)
+    cursor = collection.find({}, batch_size=5)
+    await cursor.next()
+    await collection.insert_one({"_id": "after", "k": 0})
+    assert streaming.executor._streams
+    await asyncio.sleep(0.5)
+    assert await streaming.no_reader_left()
+    with pytest.raises(OperationFailure) as refused:
+        await cursor.to_list()
+    assert refused.value.code == adapted.CURSOR_NOT_FOUND
+
+
+def op_msg(request_id: int, command: dict[str, Any]) -> bytes:
+    payload = b"\x00\x00\x00\x00\x00" + bson.encode(command)
+    return struct.pack("<iiii", 16 + len(payload), request_id, 0, 2013) + payload
+
+
+async def test_a_dropped_connection_closes_its_cursors(streaming: Streaming) -> None:
+    collection = await streaming.collection(500)
+    host, port = streaming.uri.removeprefix("mongodb://").split("/")[0].split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    find = {"find": collection.name, "filter": {}, "batchSize": 5, "$db": "stream_test"}
+    writer.write(op_msg(1, find))
+    (length,) = struct.unpack("<i", await reader.readexactly(4))
+    reply = bson.decode((await reader.readexactly(length - 4))[17:])
+    assert len(reply["cursor"]["firstBatch"]) == 5
+    assert reply["cursor"]["id"] in streaming.executor._streams
+    await collection.insert_one({"_id": "after", "k": 0})
+    assert streaming.checkpoint_blocked()
+    writer.close()
+    await writer.wait_closed()
+    assert await streaming.no_reader_left()
+
+
+async def test_unusual_finds_keep_the_stock_path(streaming: Streaming) -> None:
+    collection = await streaming.collection(20)
+    stock = await collection.find({}).sort("n", 1).to_list()
+    unusual = [
+        collection.find({}, batch_size=5, comment="c").sort("n", 1),
+        collection.find({}, batch_size=5, max_time_ms=60_000).sort("n", 1),
+        collection.find({}, batch_size=5).sort([("k", 1), ("n", 1)]),
+        collection.find({}, batch_size=5).sort([("n", 1)]).collation({"locale": "simple"}),
+    ]
+    for cursor in unusual:
+        first = await cursor.next()
+        assert not streaming.executor._streams
+        rest = await cursor.to_list()
+        assert sorted([first, *rest], key=lambda document: document["n"]) == stock
+    assert not adapted.stream_sort({"a.b": 1})
+    assert adapted.stream_sort({"k": -1, "_id": -1})
+    assert not adapted.stream_sort({"k": -1, "_id": 1})
+
+
+async def test_a_streamed_find_is_profiled_like_the_stock_find(streaming: Streaming) -> None:
+    collection = await streaming.collection(20)
+    database = streaming.client["stream_test"]
+    await database.command("profile", 2)
+    try:
+        await collection.find({"k": 3}).to_list()
+        await collection.find({"k": 3}, batch_size=2).to_list()  # one batch
+        await collection.find({"k": {"$gte": 0}}).to_list()
+        await collection.find({"k": {"$gte": 0}}, batch_size=2).to_list()  # several batches
+    finally:
+        await database.command("profile", 0)
+    profiled = await database["system.profile"].find({"command.find": collection.name}).to_list()
+    events = [(entry["op"], entry["command"]) for entry in profiled]
+    stock = [
+        (op, {**command, "batchSize": 2}) if op == "command" else (op, command)
+        for op, command in events[:2]
+    ]
+    assert len(events) == 8
+    assert events[2:4] == stock
+    assert sorted(events[6:], key=repr) == sorted(
+        [(op, {**command, "filter": {"k": {"$gte": 0}}}) for op, command in stock], key=repr
+    )
+
+
+def test_the_internals_a_streamed_find_uses_exist() -> None:
+    """Fails when mongoeco renames an internal the streamed find relies on."""
+    from mongoeco.api._async._database_admin_command_compiler import (
+        DatabaseAdminCommandCompiler,
+    )
+    from mongoeco.api._async.collection import AsyncCollection as EcoCollection
+    from mongoeco.api._async.cursor import AsyncCursor, _AsyncCursorIterator
+    from mongoeco.api._async.database_commands import _CommandFailPointState
+    from mongoeco.wire.connections import WireConnectionRegistry
+
+    for owner, name in [
+        (_AsyncCursorIterator, "pull_chunk"),
+        (_AsyncCursorIterator, "close"),
+        (AsyncCursor, "_as_operation"),
+        (EcoCollection, "_build_cursor"),
+        (EcoCollection, "_profile_operation"),
+        (DatabaseAdminCommandCompiler, "compile_find_operation"),
+        (WireConnectionRegistry, "close"),
+    ]:
+        assert callable(getattr(owner, name, None)), name
+    assert _CommandFailPointState()._fail_command is None
