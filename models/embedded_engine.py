@@ -610,16 +610,12 @@ class CrmSQLiteEngine(SQLiteEngine):
         document: dict[str, Any],
         indexes: list[Any],
     ) -> None:
-        collection_id = self._lookup_collection_id(conn, db_name, coll_name, create=True)
-        if collection_id is None:
+        if not self._changed_rows_rebuilt(
+            conn, db_name, coll_name, storage_key, document, indexes, multikey=True
+        ):
             super()._rebuild_multikey_entries_for_document(
                 conn, db_name, coll_name, storage_key, document, indexes
             )
-            return
-        rows = self._build_multikey_rows_for_document(storage_key, document, indexes)
-        if rows:
-            self._ensure_multikey_physical_indexes_sync(conn, indexes)
-        self._replace_changed_rows(conn, "multikey_entries", collection_id, storage_key, rows)
 
     def _rebuild_scalar_entries_for_document(
         self,
@@ -630,20 +626,45 @@ class CrmSQLiteEngine(SQLiteEngine):
         document: dict[str, Any],
         indexes: list[Any],
     ) -> None:
-        collection_id = self._lookup_collection_id(conn, db_name, coll_name, create=True)
-        if collection_id is None:
+        if not self._changed_rows_rebuilt(
+            conn, db_name, coll_name, storage_key, document, indexes, multikey=False
+        ):
             super()._rebuild_scalar_entries_for_document(
                 conn, db_name, coll_name, storage_key, document, indexes
             )
             return
-        rows = self._build_scalar_rows_for_document(storage_key, document, indexes)
-        if rows:
-            self._ensure_scalar_physical_indexes_sync(conn, indexes)
-        self._replace_changed_rows(conn, "scalar_index_entries", collection_id, storage_key, rows)
         # As the stock rebuild: the document's TTL rows replaced (deleted, then written).
         self._replace_ttl_entries_for_document(
             conn, db_name, coll_name, storage_key, document, indexes
         )
+
+    def _changed_rows_rebuilt(
+        self,
+        conn: sqlite3.Connection,
+        db_name: str,
+        coll_name: str,
+        storage_key: str,
+        document: dict[str, Any],
+        indexes: list[Any],
+        *,
+        multikey: bool,
+    ) -> bool:
+        """The document's multikey (or scalar) rows rebuilt by `_replace_changed_rows`; False
+        when its collection has no id yet (then the stock rebuild runs)."""
+        collection_id = self._lookup_collection_id(conn, db_name, coll_name, create=True)
+        if collection_id is None:
+            return False
+        if multikey:
+            rows = self._build_multikey_rows_for_document(storage_key, document, indexes)
+            if rows:
+                self._ensure_multikey_physical_indexes_sync(conn, indexes)
+        else:
+            rows = self._build_scalar_rows_for_document(storage_key, document, indexes)
+            if rows:
+                self._ensure_scalar_physical_indexes_sync(conn, indexes)
+        table = "multikey_entries" if multikey else "scalar_index_entries"
+        self._replace_changed_rows(conn, table, collection_id, storage_key, rows)
+        return True
 
     @staticmethod
     def _replace_changed_rows(
