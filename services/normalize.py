@@ -15,7 +15,8 @@ matching query them. Two values that mean the same address or number get the sam
   `w:` every prefix of every word of the name, organization, email and lead id (a word is a
   run of letters or digits: `example` finds `jo@mail.example.com`), `t:` a first- or
   last-name word with one letter left out (typos), `e:` the email key, `p:` the phone key
-  and its national number, `n:` the name key, `v:` the name key with one letter left out.
+  and its national number, `n:` the name key, `v:` the name key with one letter left out,
+  `o:` / `d:` the name key with the organization / domain key.
 
 Blank or unusable input gives None: no key, never a match.
 """
@@ -104,7 +105,7 @@ def phone_key(phone: str | None, region: str = DEFAULT_REGION) -> str | None:
 # --- a lead's stored keys (search, duplicates, import matching) ------------------------------
 
 # Bump when the rules below change: the start-up migration recomputes older leads' keys.
-KEYS_VERSION = 1
+KEYS_VERSION = 2
 # The fields the keys are computed from (python names of the lead catalog).
 KEY_SOURCES = ("lead_id", "first_name", "last_name", "email", "mobile", "organization", "website")
 # Word prefixes longer than this are not stored; a longer query word is matched by its start.
@@ -115,6 +116,7 @@ MIN_TYPO_WORD = 4
 MIN_TYPO_NAME = 6
 # Search-key namespaces (one multikey index serves them all).
 WORD, TYPO, EMAIL, PHONE, NAME, NAME_TYPO = "w:", "t:", "e:", "p:", "n:", "v:"
+NAME_AT_ORGANIZATION, NAME_AT_DOMAIN = "o:", "d:"
 FREE_MAIL = PLUS_TAG_DOMAINS | frozenset(
     {
         "aol.com",
@@ -245,6 +247,12 @@ def lead_keys(values: Mapping[str, Any]) -> dict[str, Any]:
     keys.update(EMAIL + key for key in email_keys(email))
     if name:
         keys.add(NAME + name)
+        # The name with its company: a look-up for "same person at the same company" that
+        # stays exact however common the name is (an import checks whole batches by it).
+        if organization_normal := organization_key(organization):
+            keys.add(f"{NAME_AT_ORGANIZATION}{name}|{organization_normal}")
+        if domain_normal := domain_key(text.get("website"), email):
+            keys.add(f"{NAME_AT_DOMAIN}{name}|{domain_normal}")
         if len(name) >= MIN_TYPO_NAME:
             keys.update(NAME_TYPO + variant for variant in typo_variants(name))
     return {

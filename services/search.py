@@ -21,7 +21,16 @@ from services import normalize, policy
 from services.documents import decode
 from services.errors import BadUserInput, FieldError
 from services.leads import get_lead
-from services.normalize import EMAIL, NAME, NAME_TYPO, PHONE, TYPO, WORD
+from services.normalize import (
+    EMAIL,
+    NAME,
+    NAME_AT_DOMAIN,
+    NAME_AT_ORGANIZATION,
+    NAME_TYPO,
+    PHONE,
+    TYPO,
+    WORD,
+)
 from services.policy import Action
 from services.viewer import Viewer
 
@@ -47,6 +56,9 @@ RULE_WEIGHTS = {
 }
 # Candidates below this are not reported: a shared name alone (0.4) is not a duplicate.
 MIN_DUPLICATE_SCORE = 0.5
+# A name (or its one-letter-off spellings) that more leads share is not compared pair by pair
+# in the whole-database scan.
+MAX_NAMESAKES = 50
 PHONE_LIKE = re.compile(r"^[\d\s()+./-]{7,}$")
 HIGHLIGHT_OPEN, HIGHLIGHT_CLOSE = "<mark>", "</mark>"
 
@@ -269,12 +281,15 @@ def _marked(text: str, folded_words: Sequence[str] | None) -> str:
 # --- duplicates ---------------------------------------------------------------------------
 
 
-def duplicate_keys(keys: Mapping[str, Any]) -> list[str]:
+def duplicate_keys(keys: Mapping[str, Any], *, similar_names: bool = True) -> list[str]:
     """The search keys a duplicate of a lead with these keys shares: its email, its phone,
-    its name or the name one letter off."""
-    long_name = len(keys.get("name_key") or "") >= normalize.MIN_TYPO_NAME
-    wanted = (EMAIL, NAME_TYPO if long_name else NAME)
-    found = [key for key in keys["search_keys"] if key.startswith(wanted)]
+    its name with its organization or domain, and (`similar_names`) its name or the name
+    one letter off, which a common name shares with many leads."""
+    wanted = [EMAIL, NAME_AT_ORGANIZATION, NAME_AT_DOMAIN]
+    if similar_names:
+        long_name = len(keys.get("name_key") or "") >= normalize.MIN_TYPO_NAME
+        wanted.append(NAME_TYPO if long_name else NAME)
+    found = [key for key in keys["search_keys"] if key.startswith(tuple(wanted))]
     if keys.get("phone_key"):
         found.append(PHONE + keys["phone_key"])
     return found
@@ -305,7 +320,8 @@ async def duplicates_of_many(
 ) -> list[list[tuple[str, float, list[str]]]]:
     """For each (own lead id or None, keys) of many new leads (an import batch): its
     candidates as (lead id, score, rules), best first; indexed queries of up to 500 keys."""
-    wanted = sorted({key for _, keys in rows for key in duplicate_keys(keys)})
+    # Exact keys only: a batch of common names would bring back every namesake.
+    wanted = sorted({key for _, keys in rows for key in duplicate_keys(keys, similar_names=False)})
     keys_of: dict[str, dict[str, Any]] = {}
     buckets: dict[tuple[str, str], set[str]] = {}
     for start in range(0, len(wanted), 500):
@@ -314,11 +330,12 @@ async def duplicates_of_many(
         async for raw in cursor:
             stored_keys = {name: raw.get(stored) for name, stored in SCALAR_KEYS.items()}
             keys_of[raw["lead_id"]] = stored_keys
-            for bucket in _buckets(stored_keys):
+            for bucket in _buckets(stored_keys, similar_names=False):
                 buckets.setdefault(bucket, set()).add(raw["lead_id"])
     found = []
     for own, keys in rows:
-        ids = set().union(*(buckets.get(bucket, set()) for bucket in _buckets(keys))) - {own}
+        shared = (buckets.get(bucket, set()) for bucket in _buckets(keys, similar_names=False))
+        ids = set().union(*shared) - {own}
         found.append(rank_duplicates(keys, {lead_id: keys_of[lead_id] for lead_id in ids}))
     return found
 
@@ -396,13 +413,19 @@ SCALAR_KEYS = {
 KEY_FIELDS = dict.fromkeys(["lead_id", *SCALAR_KEYS.values()], 1)
 
 
-def _buckets(keys: Mapping[str, Any]) -> list[tuple[str, str]]:
+def _buckets(keys: Mapping[str, Any], *, similar_names: bool = True) -> list[tuple[str, str]]:
     """What two duplicates share at least one of (duplicate_keys, from the scalar keys): the
-    email (also untagged), the phone, the name or the name one letter off."""
+    email (also untagged), the phone, the name with the organization or domain, and
+    (`similar_names`) the name or the name one letter off."""
     found = [("e", key) for key in normalize.email_keys(keys["email_key"])]
     if keys["phone_key"]:
         found.append(("p", keys["phone_key"]))
     name = keys["name_key"] or ""
+    for kind, other in (("o", keys["organization_key"]), ("d", keys["domain_key"])):
+        if name and other:
+            found.append((kind, f"{name}|{other}"))
+    if not similar_names:
+        return found
     if len(name) >= normalize.MIN_TYPO_NAME:
         found += [("v", variant) for variant in normalize.typo_variants(name)]
     elif name:
@@ -431,7 +454,10 @@ async def scan_duplicates(viewer: Viewer) -> list[DuplicateGroup]:
 
     joined: dict[frozenset[str], list[str]] = {}
     for (kind, _), members in buckets.items():
-        if len(members) < 2 or (kind in "ep" and len(members) > MAX_SHARED):
+        # A shared email or phone says nothing; a common name's leads are paired through
+        # its company (the o/d buckets), not all with all.
+        limit = MAX_SHARED if kind in "ep" else MAX_NAMESAKES if kind in "vn" else len(members)
+        if len(members) < 2 or len(members) > limit:
             continue
         for i, left in enumerate(members):
             for right in members[i + 1 :]:
