@@ -8,7 +8,12 @@ from models.contact import ContactDocument
 from models.counter import Counter
 from models.deal import DealDocument
 from models.email import EmailDocument
-from models.import_job import ImportFileChunk, ImportJobDocument, ImportRowDocument
+from models.import_job import (
+    ImportDuplicateDocument,
+    ImportFileChunk,
+    ImportJobDocument,
+    ImportRowDocument,
+)
 from models.lead import LeadDocument
 from models.merge import LeadMergeDocument
 from models.note import NoteDocument
@@ -29,5 +34,6 @@ DOCUMENT_MODELS: list[type[Document]] = [
     ImportJobDocument,
     ImportFileChunk,
     ImportRowDocument,
+    ImportDuplicateDocument,
     LeadMergeDocument,
 ]

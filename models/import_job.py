@@ -6,9 +6,9 @@
   so exactly one server instance runs it and another takes over when that one dies.
 - The uploaded file's bytes are stored in MongoDB, in chunks of `CHUNK_BYTES`: any
   instance of a replica set can resume the job after a restart.
-- The ledger has one document per row that failed (its errors), updated a lead (which one)
-  or created one that looks like stored leads (its duplicates), unique per (job, row): a
-  batch that runs twice (resumed after a crash) records nothing twice.
+- The ledger has one document per row that failed (its errors) or updated a lead (which one),
+  unique per (job, row): a batch that runs twice (resumed after a crash) records nothing
+  twice. Rows that created a lead looking like stored leads are in `import_duplicates`.
   Leads a job created carry `importJobId`, `importRow` and `importKey` (`<job>:<row>`,
   unique among leads) themselves.
 """
@@ -141,10 +141,9 @@ class ImportRowDocument(CrmDocument):
     job_id: PydanticObjectId = Field(alias="jobId")
     row: int
     outcome: str
-    """`failed`, `updated`, or `created` (a new lead with likely duplicates)."""
+    """`failed` or `updated`."""
     lead_id: str | None = Field(default=None, alias="leadId")
     errors: list[RowError] = Field(default_factory=list)
-    duplicates: list[RowDuplicate] = Field(default_factory=list)
     at: datetime | None = None
 
     class Settings:
@@ -153,3 +152,20 @@ class ImportRowDocument(CrmDocument):
             IndexModel([("jobId", 1), ("row", 1)], unique=True),
             IndexModel([("jobId", 1), ("outcome", 1), ("row", 1)]),
         ]
+
+
+class ImportDuplicateDocument(CrmDocument):
+    """A row whose new lead looks like stored leads. Its `_id` is `<job>:<row>`: a batch
+    that runs twice records it once (a keyed check, where a compound unique index would make
+    the embedded engine read the whole collection at every insert)."""
+
+    id: str = Field(alias="_id")  # type: ignore[assignment]
+    job_id: PydanticObjectId = Field(alias="jobId")
+    row: int
+    lead_id: str | None = Field(default=None, alias="leadId")
+    """None on a dry run."""
+    duplicates: list[RowDuplicate]
+
+    class Settings:
+        name = "import_duplicates"
+        indexes = [IndexModel([("jobId", 1), ("row", 1)])]

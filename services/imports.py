@@ -70,6 +70,7 @@ from models.import_job import (
     LEAD_ROW_FIELD,
     TERMINAL,
     ColumnMapping,
+    ImportDuplicateDocument,
     ImportFileChunk,
     ImportJobDocument,
     ImportMatch,
@@ -627,7 +628,7 @@ class JobRun:
         if self.job.dry_run:
             await _insert_ignoring_duplicates(ledger, records)
             self._simulate(updates, creates, now)
-            await self._report_duplicates(creates, now)
+            await self._report_duplicates(creates)
             return
         for plan in updates:
             assert plan.lead is not None
@@ -641,11 +642,11 @@ class JobRun:
             await self._update(updates, job_id, by, now)
         if creates:
             await self._create(creates, job_id, by, now)
-            await self._report_duplicates(creates, now)
+            await self._report_duplicates(creates)
 
-    async def _report_duplicates(self, creates: list[Plan], now: datetime) -> None:
-        """New leads that look like stored ones: recorded in the ledger (outcome `created`,
-        their candidates), from one indexed look-up for the batch (services/search.py)."""
+    async def _report_duplicates(self, creates: list[Plan]) -> None:
+        """New leads that look like stored ones, with their candidates, from one indexed
+        look-up for the batch (services/search.py); kept in `import_duplicates`."""
         rows = []
         for plan in creates:
             written = plan.lead is not None and not self.job.dry_run
@@ -654,7 +655,10 @@ class JobRun:
         found = await search.duplicates_of_many(self.viewer, rows)
         records = [
             {
-                **_record(self.job_id, plan.parsed.row, "created", lead_id, [], now),
+                "_id": f"{self.job_id}:{plan.parsed.row}",
+                "jobId": self.job_id,
+                "row": plan.parsed.row,
+                "leadId": lead_id,
                 "duplicates": [
                     {"leadId": other, "score": score, "rules": rules}
                     for other, score, rules in candidates[:MAX_ROW_DUPLICATES]
@@ -663,7 +667,8 @@ class JobRun:
             for plan, (lead_id, _), candidates in zip(creates, rows, found, strict=True)
             if candidates
         ]
-        await _insert_ignoring_duplicates(ImportRowDocument.get_pymongo_collection(), records)
+        duplicates = ImportDuplicateDocument.get_pymongo_collection()
+        await _insert_ignoring_duplicates(duplicates, records)
 
     async def _update(
         self, updates: list[Plan], job_id: str, by: str | None, now: datetime
@@ -989,17 +994,16 @@ async def list_errors(job: ImportJobDocument, first: int, after: str | None) -> 
 
 async def list_duplicates(
     job: ImportJobDocument, first: int, after: int | None
-) -> tuple[list[ImportRowDocument], bool, int]:
+) -> tuple[list[ImportDuplicateDocument], bool, int]:
     """Rows whose new lead looks like stored leads, in row order, `first` (up to 500) at a
     time after row `after`; with whether there are more, and how many there are in all."""
     if not 0 <= first <= 500:
         raise BadUserInput([FieldError("first", "must be 0 to 500")])
-    collection = ImportRowDocument.get_pymongo_collection()
-    query: dict[str, Any] = {"jobId": job.id, "outcome": "created"}
-    page_query = {**query, "row": {"$gt": after if after is not None else 0}}
-    raws = await collection.find(page_query).sort("row", 1).limit(first + 1).to_list()
-    rows = [ImportRowDocument.model_validate(raw) for raw in raws]
-    return rows[:first], len(rows) > first, await collection.count_documents(query)
+    collection = ImportDuplicateDocument.get_pymongo_collection()
+    page = {"jobId": job.id, "row": {"$gt": after if after is not None else 0}}
+    raws = await collection.find(page).sort("row", 1).limit(first + 1).to_list()
+    rows = [ImportDuplicateDocument.model_validate(raw) for raw in raws]
+    return rows[:first], len(rows) > first, await collection.count_documents({"jobId": job.id})
 
 
 async def list_jobs(
