@@ -54,6 +54,9 @@ RULE_WEIGHTS = {
     "ORGANIZATION": 0.3,
     "DOMAIN": 0.3,
 }
+# Leads an import batch's look-up brings back, per row: bounds its cost when a name at a
+# company is very common (then some rows' candidates are incomplete; findDuplicates is not).
+BATCH_CANDIDATES = 10
 # Candidates below this are not reported: a shared name alone (0.4) is not a duplicate.
 MIN_DUPLICATE_SCORE = 0.5
 # A name (or its one-letter-off spellings) that more leads share is not compared pair by pair
@@ -326,7 +329,7 @@ async def duplicates_of_many(
     buckets: dict[tuple[str, str], set[str]] = {}
     for start in range(0, len(wanted), 500):
         query = policy.scoped(viewer, _in(wanted[start : start + 500]))
-        cursor = _leads().find(query, KEY_FIELDS).limit(CANDIDATES * len(rows))
+        cursor = _leads().find(query, KEY_FIELDS).limit(BATCH_CANDIDATES * len(rows))
         async for raw in cursor:
             stored_keys = {name: raw.get(stored) for name, stored in SCALAR_KEYS.items()}
             keys_of[raw["lead_id"]] = stored_keys
