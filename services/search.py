@@ -134,7 +134,10 @@ async def search_leads(viewer: Viewer, query: str, first: int) -> list[SearchHit
     if exact := _exact_keys(query):
         found |= {lead.lead_id: lead for lead in await _find(viewer, _in(exact), first)}
     if terms:
-        prefixes = {"searchKeys": {"$all": [WORD + term for term in dict.fromkeys(terms)]}}
+        # The two longest words drive the look-up (a short word such as "com" or "j" is on
+        # most leads: its index list is long); ranking checks every word.
+        driving = sorted(dict.fromkeys(terms), key=len, reverse=True)[:2]
+        prefixes = {"searchKeys": {"$all": [WORD + term for term in driving]}}
         found |= {lead.lead_id: lead for lead in await _find(viewer, prefixes, CANDIDATES)}
     if len(found) < first and (typos := typo_query(terms)):
         found |= {lead.lead_id: lead for lead in await _find(viewer, typos, CANDIDATES)}
