@@ -141,7 +141,8 @@ async def search_leads(viewer: Viewer, query: str, first: int) -> list[SearchHit
         found |= {lead.lead_id: lead for lead in await _find(viewer, prefixes, CANDIDATES)}
     if len(found) < first and (typos := typo_query(terms)):
         found |= {lead.lead_id: lead for lead in await _find(viewer, typos, CANDIDATES)}
-    hits = [hit for lead in found.values() if (hit := rank(lead, query, terms)) is not None]
+    exact_keys = set(exact)
+    hits = [hit for lead in found.values() if (hit := rank(lead, exact_keys, terms)) is not None]
     hits.sort(key=lambda hit: (-hit.score, hit.lead.lead_number or 0, hit.lead.lead_id))
     return hits[:first]
 
@@ -179,9 +180,9 @@ def _fields(lead: LeadDocument) -> list[tuple[str, str]]:
     return [(name, text) for name, text in pairs if text]
 
 
-def rank(lead: LeadDocument, query: str, terms: Sequence[str]) -> SearchHit | None:
-    """How well `lead` matches: its tier's score, the field that matched, a highlight."""
-    exact = set(_exact_keys(query))
+def rank(lead: LeadDocument, exact: set[str], terms: Sequence[str]) -> SearchHit | None:
+    """How well `lead` matches the query (its exact keys and words, computed once per
+    search): its tier's score, the field that matched, a highlight."""
     if lead.email and exact & {EMAIL + key for key in normalize.email_keys(lead.email)}:
         return SearchHit(lead, 1.0, "email", _marked(lead.email, None))
     if lead.mobile and exact & {PHONE + key for key in normalize.phone_keys(lead.mobile)}:
