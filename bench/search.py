@@ -116,6 +116,7 @@ def queries(sample: dict[str, Any]) -> dict[str, Callable[[], Awaitable[Any]]]:
             filters={"search": f"{first[:3]} {last[:4]}"},
             order=Order("createdAt", descending=True),
             with_timeline=False,
+            with_counts=False,
         ),
     }
 

@@ -99,6 +99,11 @@ UNSORTABLE = (
 # At most this many matches of an indexed equality: sorted after fetching them by key, rather
 # than by walking the sort field's index (a lead's emails, not all NEW leads).
 FEW = 100
+# An element lookup's groups are ordered by their index rows counted up to this many: the
+# smallest drives (see _element_lookup).
+ESTIMATE_ROWS = 500
+# At most this many plan-choosing counts are kept between writes.
+PLAN_COUNTS = 1024
 COUNT_GROUP = {"$group": {"_id": 1, "n": {"$sum": 1}}}
 # Aggregate options a `count` command has no use for; any other option goes along.
 AGGREGATE_ONLY = frozenset({"aggregate", "pipeline", "cursor", "allowDiskUse"})
@@ -264,6 +269,8 @@ class CrmSQLiteEngine(SQLiteEngine):
         self._scratch = sqlite3.connect(":memory:", check_same_thread=False)
         self._scratch.create_function("crm_non_ascii", 1, _non_ascii, deterministic=True)
         self._flags_lock = threading.Lock()
+        # Counts that only choose a plan (never what it returns), kept until the next write.
+        self._plan_counts: dict[tuple[object, ...], int] = {}
 
     def _serialize_document(self, document: dict[str, Any]) -> str:
         if self._codec is not DocumentCodec:
@@ -517,6 +524,7 @@ class CrmSQLiteEngine(SQLiteEngine):
     def _on_write(self, db_name: str, coll_name: str, storage_key: str, document: str) -> None:
         """Counts one stored row into the cached flags of its collection (never raises: an
         exception would fail the write; a flag it cannot update is dropped, to be recomputed)."""
+        self._plan_counts.clear()
         cache = self._cache_state.collection_features_cache
         with self._flags_lock:
             keys = [key for key in cache if key[0] == db_name and key[1] == coll_name]
@@ -996,16 +1004,26 @@ class CrmSQLiteEngine(SQLiteEngine):
         if narrowed is None:
             return False
         where_sql, params = narrowed
-        (count,) = (
-            self._require_connection()
-            .execute(
+        return (
+            self._counted(
                 "SELECT COUNT(*) FROM (SELECT 1 FROM documents WHERE db_name = ?"
                 f" AND coll_name = ? AND ({where_sql}) LIMIT {FEW + 1})",
-                (db_name, coll_name, *params),
+                [db_name, coll_name, *params],
             )
-            .fetchone()
+            <= FEW
         )
-        return int(count) <= FEW
+
+    def _counted(self, sql: str, params: list[object]) -> int:
+        """A count that only chooses a plan: run once per statement between writes (a write
+        clears them, see _on_write; a count made stale by a delete costs speed, not results)."""
+        key = (sql, *params)
+        count = self._plan_counts.get(key)
+        if count is None:
+            if len(self._plan_counts) >= PLAN_COUNTS:
+                self._plan_counts.clear()
+            (found,) = self._require_connection().execute(sql, params).fetchone()
+            count = self._plan_counts[key] = int(found)
+        return count
 
     def _sort_requires_python(self, db_name: str, coll_name: str, plan: Any, sort: Any) -> bool:
         if self._sort_index(db_name, coll_name, plan, sort, None) is not None:
@@ -1014,6 +1032,8 @@ class CrmSQLiteEngine(SQLiteEngine):
         if narrowed is None or not sort:
             result: bool = super()._sort_requires_python(db_name, coll_name, plan, sort)
             return result
+        if self._few_matches(db_name, coll_name, plan):
+            return True  # sorting the few matches in Python costs less than checking them
         # The stock checks, the per-row one on the rows one indexed condition admits (a
         # superset of the matches: a "yes" only costs the Python sort).
         if self._plan_has_array_traversing_paths(db_name, coll_name, plan):
@@ -1086,13 +1106,12 @@ class CrmSQLiteEngine(SQLiteEngine):
             params,
         )
 
-    def _element_lookup(
+    def _element_groups(
         self, db_name: str, coll_name: str, plan: Any
-    ) -> tuple[str, list[object]] | None:
+    ) -> list[tuple[dict[str, Any], tuple[str, ...]]] | None:
         """`{field: s}`, `{field: {$in: [s…]}}`, `{field: {$all: [s…]}}` with strings `s` on an
-        indexed field that holds arrays (the search keys): the documents whose array has the
-        string (its multikey rows) or whose value is that string (its scalar row), instead of
-        stock's per-document EXISTS subquery beside a JSON comparison (a full scan)."""
+        indexed field that holds arrays (the search keys): the index, and the groups of strings
+        a match holds one of each of (one group for `$in`, one per string for `$all`)."""
         if isinstance(plan, EqualsCondition):
             groups: list[tuple[Any, ...]] = [(plan.value,)]
         elif isinstance(plan, InCondition):
@@ -1118,31 +1137,91 @@ class CrmSQLiteEngine(SQLiteEngine):
             ),
             None,
         )
+        return None if index is None else [(index, group) for group in groups]
+
+    def _element_rows(
+        self, collection_id: int, index: dict[str, Any], group: tuple[str, ...], where: str = ""
+    ) -> tuple[list[str], list[object]]:
+        """The storage keys of the documents holding one of `group` in the index: its multikey
+        rows (an array element) and its scalar rows (the value itself), as two SELECTs."""
+        marks = ", ".join("?" for _ in group)
+        selects = [
+            f"SELECT storage_key FROM {table} INDEXED BY {self._quote_identifier(str(name))}"
+            " WHERE collection_id = ? AND index_name = ? AND type_score = ?"
+            f" AND element_key IN ({marks}){where}"
+            for table, name in (
+                ("multikey_entries", index["multikey_physical_name"]),
+                ("scalar_index_entries", index["scalar_physical_name"]),
+            )
+        ]
+        params: list[object] = [
+            collection_id,
+            index["name"],
+            self._multikey_type_score("string"),
+            *group,
+        ]
+        return selects, params * 2
+
+    def _element_lookup(
+        self, db_name: str, coll_name: str, plan: Any
+    ) -> tuple[str, list[object]] | None:
+        """An element condition (see _element_groups), or an `$and` holding some, as the rows
+        of their index instead of stock's per-document EXISTS beside a JSON comparison (a full
+        scan). The group with the fewest rows drives: its documents are fetched by key and
+        each other group is one probe of the index per document, so a common word (`w:com`)
+        is never read whole."""
+        clauses = plan.clauses if isinstance(plan, AndCondition) else (plan,)
+        groups: list[tuple[dict[str, Any], tuple[str, ...]]] = []
+        rest: list[Any] = []
+        for clause in clauses:
+            found = self._element_groups(db_name, coll_name, clause)
+            if found is None:
+                rest.append(clause)
+            else:
+                groups += found
         collection_id = self._lookup_collection_id(self._require_connection(), db_name, coll_name)
-        if index is None or collection_id is None:
+        if not groups or collection_id is None:
             return None
-        string_score = self._multikey_type_score("string")
-        fragments: list[str] = []
-        params: list[object] = []
-        for group in groups:
-            marks = ", ".join("?" for _ in group)
-            rows = [
-                f"SELECT storage_key FROM {table} INDEXED BY {self._quote_identifier(str(name))}"
-                " WHERE collection_id = ? AND index_name = ? AND type_score = ?"
-                f" AND element_key IN ({marks})"
-                for table, name in (
-                    ("multikey_entries", index["multikey_physical_name"]),
-                    ("scalar_index_entries", index["scalar_physical_name"]),
-                )
-            ]
-            fragments.append(f"documents.storage_key IN ({' UNION '.join(rows)})")
-            params += [collection_id, index["name"], string_score, *group] * 2
-        return " AND ".join(fragments), params
+        if len(groups) > 1:
+            groups.sort(key=lambda group: self._rows_up_to(collection_id, *group))
+        (driving, *probed) = groups
+        selects, params = self._element_rows(collection_id, *driving)
+        probes: list[str] = []
+        for group in probed:
+            probe_selects, group_params = self._element_rows(
+                collection_id, *group, where=" AND storage_key = driving.storage_key"
+            )
+            probes.append(" OR ".join(f"EXISTS ({select})" for select in probe_selects))
+            params += group_params
+        # Intersected on index rows alone: a document is read only once it matches them all.
+        intersected = "".join(f" AND ({probe})" for probe in probes)
+        fragments = [
+            "documents.storage_key IN (SELECT driving.storage_key FROM"
+            f" ({' UNION '.join(selects)}) AS driving WHERE 1{intersected})"
+        ]
+        for clause in rest:
+            sql, clause_params = self._translate_query_plan_with_multikey(
+                db_name, coll_name, clause
+            )
+            fragments.append(sql)
+            params += clause_params
+        return " AND ".join(f"({fragment})" for fragment in fragments), params
+
+    def _rows_up_to(self, collection_id: int, index: dict[str, Any], group: tuple[str, ...]) -> int:
+        """How many index rows hold one of `group`, counted up to ESTIMATE_ROWS."""
+        selects, params = self._element_rows(collection_id, index, group)
+        return self._counted(
+            f"SELECT COUNT(*) FROM ({' UNION ALL '.join(selects)} LIMIT {ESTIMATE_ROWS})", params
+        )
 
     def _narrowing(
         self, db_name: str, coll_name: str, plan: Any
     ) -> tuple[str, list[object]] | None:
-        """An index lookup that every match of `plan` satisfies (the plan or an `$and` part)."""
+        """An index lookup that every match of `plan` satisfies: the whole plan when it has an
+        element condition (see _element_lookup), else the plan or an `$and` part."""
+        whole = self._element_lookup(db_name, coll_name, plan)
+        if whole is not None:
+            return whole
         parts = plan.clauses if isinstance(plan, AndCondition) else (plan,)
         for part in parts:
             found = self._index_lookup(db_name, coll_name, part)
@@ -1211,39 +1290,50 @@ class CrmSQLiteEngine(SQLiteEngine):
         return DocumentCodec.decode(payload, preserve_bson_wrappers=preserve_bson_wrappers)
 
     def _project_sql_scan_rows(self, rows: Any, semantics: Any, reader: Any) -> Any:
-        """A projection including top-level fields only: those fields are taken from the
-        parsed row and only they are decoded (stock: decode the whole document, deep-copy the
-        kept values, then measure the result's size value by value)."""
-        fields = _top_level_inclusion(semantics.projection, semantics.dialect)
+        """A projection naming top-level fields only: the kept fields are taken from the
+        parsed row and only they are decoded (stock: decode the whole document, deep-copy it or
+        the kept values, then measure the result's size value by value)."""
+        fields = _top_level_projection(semantics.projection, semantics.dialect)
         if fields is None or self._codec is not DocumentCodec:
             return super()._project_sql_scan_rows(rows, semantics, reader)
-        include_id, names = fields
+        inclusion, include_id, names = fields
+
+        def kept(name: str) -> bool:
+            return include_id if name == "_id" else (name in names) is inclusion
 
         def project(payload: str) -> Any:
             document = json_loads(payload)
-            kept = {"_id": document["_id"]} if include_id and "_id" in document else {}
-            for name, value in document.items():
-                if name in names:
-                    kept[name] = value  # document order, as MongoDB's inclusion projection
+            if inclusion and include_id and "_id" in document:
+                document = {"_id": document["_id"], **document}  # MongoDB puts `_id` first
+            # Document order, as MongoDB's projections.
+            projected = {name: value for name, value in document.items() if kept(name)}
             if DocumentCodec._MARKER in payload:
-                kept = DocumentCodec.decode(kept, preserve_bson_wrappers=True)
+                projected = DocumentCodec.decode(projected, preserve_bson_wrappers=True)
             # The whole row's estimate: more than the kept part needs, as the stock reader's.
-            return reader.attach_size_hint(kept, _serialized_document_size_estimate(payload))
+            return reader.attach_size_hint(projected, _serialized_document_size_estimate(payload))
 
         return (project(payload) for (payload,) in rows)
 
 
-def _top_level_inclusion(projection: Any, dialect: Any) -> tuple[bool, frozenset[str]] | None:
-    """(`_id` kept, the other kept fields) of `{field: 1, …}` on top-level fields, else None."""
+def _top_level_projection(
+    projection: Any, dialect: Any
+) -> tuple[bool, bool, frozenset[str]] | None:
+    """(an inclusion, `_id` kept, the other fields named) of `{field: 1, …}` or `{field: 0, …}`
+    on top-level fields, else None."""
     if not projection:
         return None
     parsed = _ProjectionExecutor(projection, dialect=dialect)._parsed  # type: ignore[no-untyped-call]
-    if parsed is None or not parsed.is_inclusion or parsed.operator_fields:
+    if parsed is None or parsed.operator_fields:
         return None
-    names = [name for name, value in parsed.regular_fields.items() if value and name != "_id"]
+    inclusion = bool(parsed.is_inclusion)
+    names = [
+        name
+        for name, value in parsed.regular_fields.items()
+        if name != "_id" and bool(value) is inclusion
+    ]
     if not names or any("." in name or name.startswith("$") for name in names):
         return None
-    return bool(parsed.include_id), frozenset(names)
+    return inclusion, bool(parsed.include_id), frozenset(names)
 
 
 # --- count_documents: the `count` command instead of an aggregation over every document ------

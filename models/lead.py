@@ -1,18 +1,13 @@
 """The `leads` collection."""
 
-from collections.abc import Mapping
-from typing import Any
-
 import pymongo
-from pydantic import Field, PrivateAttr, ValidatorFunctionWrapHandler, model_validator
+from pydantic import Field, PrivateAttr
 from pymongo import IndexModel
 
 from models.activity import Activity
 from models.base import CrmDocument
 from models.fields import LeadFields
 
-# What a list without the timeline gets instead of `activities` (see services/leads.py).
-ACTIVITIES_COUNT = "activitiesCount"
 # The normalized keys (python names): for queries, never shown (REST, exports).
 NORMALIZED_KEYS = (
     "email_key",
@@ -43,21 +38,26 @@ class LeadDocument(CrmDocument, LeadFields):
     # The key rules a lead's keys were computed by; None: stored before keys existed.
     keys_version: int | None = Field(default=None, alias="keysVersion")
     activities: list[Activity] = Field(default_factory=list)
-    # Lists that do not show the timeline have the database count it instead of sending it.
+    # A lead read without its timeline (by a list or a search that does not show it): how
+    # many entries the database counted for it, when asked to (services/leads.py).
+    _timeline_omitted: bool = PrivateAttr(default=False)
     _activities_count: int | None = PrivateAttr(default=None)
 
-    @model_validator(mode="wrap")
-    @classmethod
-    def _take_counted_activities(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-        counted = data.get(ACTIVITIES_COUNT) if isinstance(data, Mapping) else None
-        lead = handler(data)
-        if counted is not None:
-            lead._activities_count = counted
-        return lead
+    def omit_timeline(self, counted: int | None = None) -> None:
+        """Marks the lead as read without its timeline (`activities` is not it)."""
+        self._timeline_omitted = True
+        self._activities_count = counted
 
     @property
-    def activities_count(self) -> int:
-        return len(self.activities) if self._activities_count is None else self._activities_count
+    def timeline_omitted(self) -> bool:
+        return self._timeline_omitted
+
+    @property
+    def activities_count(self) -> int | None:
+        """The timeline's length; None for a lead read without it and not counted."""
+        if self._timeline_omitted:
+            return self._activities_count
+        return len(self.activities)
 
     class Settings:
         name = "leads"

@@ -11,6 +11,7 @@ from models.call import CallDocument
 from models.contact import ContactDocument
 from models.deal import DealDocument
 from models.email import EmailDocument
+from models.lead import LeadDocument
 from models.note import NoteDocument
 from models.organization import OrganizationDocument
 from models.task import TaskDocument
@@ -74,6 +75,10 @@ class Loaders:
     )
     contact_by_id: DataLoader[PydanticObjectId, ContactDocument | None] = field(
         default_factory=lambda: _loader(one_by_key(ContactDocument, "_id", "id"))
+    )
+    # Leads a list or a search read without their timeline, read again when one is shown.
+    lead_by_id: DataLoader[PydanticObjectId, LeadDocument | None] = field(
+        default_factory=lambda: _loader(one_by_key(LeadDocument, "_id", "id"))
     )
 
 

@@ -91,6 +91,7 @@ class LeadQuery:
             filters=filters,
             order=order,
             with_timeline=selects(info, "activities"),
+            with_counts=selects(info, "activitiesCount"),
         )
         return Connection(page=page, order=order, count=lambda: leads.count_leads(viewer, filters))
 

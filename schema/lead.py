@@ -57,6 +57,14 @@ DealType = Annotated["Deal", strawberry.lazy("schema.deal")]
 DuplicateCandidateType = Annotated["DuplicateCandidate", strawberry.lazy("schema.search")]
 
 
+async def _with_timeline(lead: LeadDocument, info: Info) -> LeadDocument:
+    """The lead with its timeline: itself, or, read without it (by a list or a search), read
+    again, in one query with the request's other such leads."""
+    if not lead.timeline_omitted or lead.id is None:
+        return lead
+    return await info.context.loaders.lead_by_id.load(lead.id) or lead
+
+
 @strawberry.type(description="A prospective customer, with everything done with them.")
 @catalog_fields(LeadFields)
 class Lead:
@@ -67,12 +75,15 @@ class Lead:
         return leads.full_name(root)
 
     @strawberry.field(graphql_type=list[Activity], description="The timeline, newest first.")
-    def activities(self, root: Parent[LeadDocument]) -> list[TimelineEntry]:
-        return timeline(root)
+    async def activities(self, root: Parent[LeadDocument], info: Info) -> list[TimelineEntry]:
+        return timeline(await _with_timeline(root, info))
 
     @strawberry.field(description="How many timeline entries the lead has.")
-    def activities_count(self, root: Parent[LeadDocument]) -> int:
-        return root.activities_count
+    async def activities_count(self, root: Parent[LeadDocument], info: Info) -> int:
+        counted = root.activities_count
+        if counted is None:
+            return len((await _with_timeline(root, info)).activities)
+        return counted
 
     @strawberry.field(graphql_type=DealType | None, description="The deal it was converted to.")
     async def deal(self, root: Parent[LeadDocument], info: Info) -> DealDocument | None:

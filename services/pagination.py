@@ -3,7 +3,7 @@
 import base64
 import binascii
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -99,25 +99,22 @@ async def paginate[D: CrmDocument](
     *,
     first: int | None,
     after: str | None,
-    reshape: Sequence[Mapping[str, Any]] = (),
+    projection: Mapping[str, Any] | None = None,
 ) -> Page[D]:
-    """Up to `first` (null: the default) documents matching `query` after the `after` cursor.
-
-    `reshape`: aggregation stages applied to the page's documents only (projections).
-    """
+    """Up to `first` (null: the default) documents matching `query` after the `after` cursor,
+    with the fields `projection` (a find projection) keeps."""
     first = DEFAULT_PAGE_SIZE if first is None else first
     check_page_size(first)
     conditions = [dict(query)] if query else []
     if after is not None:
         conditions.append(_after(order, *_decode_cursor(after, order)))
     direction = -1 if order.descending else 1
-    pipeline: list[Mapping[str, Any]] = [
-        {"$match": {"$and": conditions} if conditions else {}},
-        {"$sort": {order.stored_field: direction, "_id": direction}},
-        {"$limit": first + 1},
-        *reshape,
-    ]
-    cursor = await document.get_pymongo_collection().aggregate(pipeline)
+    cursor = (
+        document.get_pymongo_collection()
+        .find({"$and": conditions} if conditions else {}, projection)
+        .sort([(order.stored_field, direction), ("_id", direction)])
+        .limit(first + 1)
+    )
     found = await cursor.to_list()
     return Page(
         # A document that cannot be read is skipped (and logged), never the whole page.

@@ -20,7 +20,7 @@ from models.lead import LeadDocument
 from services import normalize, policy
 from services.documents import decode
 from services.errors import BadUserInput, FieldError
-from services.leads import get_lead
+from services.leads import WITHOUT_TIMELINE, get_lead
 from services.normalize import (
     EMAIL,
     NAME,
@@ -40,8 +40,6 @@ MAX_HITS = 100
 DEFAULT_HITS = 20
 # Leads one key look-up may bring back for ranking: enough to rank a page well, bounded.
 CANDIDATES = 200
-# A search or duplicate look-up never sends a lead's timeline or its keys.
-LIST_FIELDS = {"activities": 0, "searchKeys": 0}
 # A key that matches more leads than this is shared (a company switchboard, a team inbox):
 # it says nothing about who is the same person, so its rule is dropped.
 MAX_SHARED = 5
@@ -86,8 +84,11 @@ def _leads() -> Any:
 
 
 async def _find(viewer: Viewer, query: Mapping[str, Any], limit: int) -> list[LeadDocument]:
-    cursor = _leads().find(policy.scoped(viewer, dict(query)), LIST_FIELDS).limit(limit)
-    return [decode(LeadDocument, raw, "Lead") async for raw in cursor]
+    cursor = _leads().find(policy.scoped(viewer, dict(query)), WITHOUT_TIMELINE).limit(limit)
+    found = [decode(LeadDocument, raw, "Lead") async for raw in cursor]
+    for lead in found:
+        lead.omit_timeline()
+    return found
 
 
 async def leads_by_id(viewer: Viewer, lead_ids: Iterable[str]) -> dict[str, LeadDocument]:

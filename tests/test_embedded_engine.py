@@ -500,6 +500,84 @@ async def test_the_stock_engine_would_scan(tmp_path: Path) -> None:
         await embedded.stop()
 
 
+# --- string elements of an indexed array field, through its index rows ----------------------
+
+ELEMENT_DOCUMENTS: list[Any] = [
+    ["common", "a", "b"],
+    ["common", "a"],
+    ["common", "b", "c"],
+    "a",  # a scalar string: matches {keys: "a"} as MongoDB does
+    ["common", ["a", "b"]],  # a nested array: its elements are not "a" or "b"
+    [1, "1", "common"],
+    None,
+    {"a": 1},
+    [],
+]
+ELEMENT_QUERIES: list[dict[str, Any]] = [
+    {"keys": "a"},
+    {"keys": {"$in": ["a", "c"]}},
+    {"keys": {"$all": ["common", "a"]}},
+    {"keys": {"$all": ["a", "b", "common"]}},
+    {"keys": {"$all": ["a", "missing"]}},
+    {"$and": [{"keys": {"$in": ["a", "c"]}}, {"keys": "common"}]},
+    {"$and": [{"keys": "common"}, {"keys": {"$in": ["b", "1"]}}, {"n": {"$gte": 2}}]},
+    {"$and": [{"n": {"$lt": 4}}, {"keys": {"$all": ["b", "common"]}}]},
+]
+
+
+def holds(value: Any, wanted: str) -> bool:
+    """MongoDB's `{keys: wanted}`: the value itself, or an element of it (one level)."""
+    return value == wanted or (isinstance(value, list) and wanted in value)
+
+
+def element_matches(document: dict[str, Any], query: dict[str, Any]) -> bool:
+    if "$and" in query:
+        return all(element_matches(document, part) for part in query["$and"])
+    if "n" in query:
+        bound = query["n"]
+        return document["n"] >= bound["$gte"] if "$gte" in bound else document["n"] < bound["$lt"]
+    condition, value = query["keys"], document.get("keys")
+    if isinstance(condition, str):
+        return holds(value, condition)
+    if "$in" in condition:
+        return any(holds(value, wanted) for wanted in condition["$in"])
+    return all(holds(value, wanted) for wanted in condition["$all"])
+
+
+async def test_string_elements_match_like_mongodb(server: Server) -> None:
+    collection = server.collection()
+    await collection.create_index("keys")
+    documents = [{"_id": n, "n": n, "keys": keys} for n, keys in enumerate(ELEMENT_DOCUMENTS)]
+    documents.append({"_id": len(documents), "n": len(documents)})  # no `keys` at all
+    await collection.insert_many(documents)
+    for query in ELEMENT_QUERIES:
+        found = sorted(document["_id"] for document in await collection.find(query).to_list())
+        expected = [document["_id"] for document in documents if element_matches(document, query)]
+        assert found == expected, query
+        assert await collection.count_documents(query) == len(expected), query
+
+
+async def test_the_rarest_element_drives_and_the_common_one_is_probed(
+    server: Server, traced: list[str]
+) -> None:
+    collection = server.collection()
+    await collection.create_index("keys")
+    await collection.insert_many(
+        [{"keys": ["common", f"w{n}"] + (["rare"] if n % 100 == 0 else [])} for n in range(1000)]
+    )
+    await collection.find_one({"keys": "rare"})  # computes the per-collection facts once
+    TracedEngine.tracing = True
+    found = await collection.find({"keys": {"$all": ["common", "rare"]}}).to_list()
+    TracedEngine.tracing = False
+
+    assert len(found) == 10
+    (select,) = [statement for statement in traced if "AS driving" in statement]
+    driving = select[select.index("IN (SELECT driving") : select.index("AS driving")]
+    assert "'rare'" in driving, select
+    assert "'common'" not in driving, select
+    assert full_scans(server.path, traced) == []
+
+
 # --- one physical index per index-row table ------------------------------------------------
 
 
@@ -904,12 +982,22 @@ async def test_find_batches_and_projections_read_back_what_was_written(server: S
     aggregated = await (await collection.aggregate([{"$sort": {"n": 1}}], batchSize=2)).to_list()
     assert found == written
     assert aggregated == written
-    # Inclusion of top-level fields: only those, in the document's order, `_id` as asked.
+    # Inclusion or exclusion of top-level fields: those / all others, in the document's
+    # order, `_id` as asked.
+    everything = list(written[3])
     projections: list[tuple[dict[str, Any], list[str]]] = [
         ({"uuid": 1, "string": 1}, ["_id", "string", "uuid"]),
         ({"uuid": 1, "_id": 0}, ["uuid"]),
         ({"nested.a": 1}, ["_id", "nested"]),  # a dotted path: the stock projection
         ({"missing": 1, "md5": True}, ["_id", "md5"]),
+        (
+            {"array": 0, "nested": 0},
+            [name for name in everything if name not in ("array", "nested")],
+        ),
+        (
+            {"_id": 0, "missing": 0, "uuid": False},
+            [n for n in everything if n not in ("_id", "uuid")],
+        ),
     ]
     for projection, fields in projections:
         first = await collection.find_one({"n": 3}, projection)

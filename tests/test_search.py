@@ -22,7 +22,7 @@ from services import leads, normalize, search
 from services.migration import migrate
 from services.viewer import Viewer
 from tests.conftest import GraphQLClient, mint
-from tests.documents import CREATE_LEAD, LIST_LEADS, UPDATE_LEAD
+from tests.documents import CREATE_LEAD, LIST_LEADS, UPDATE_LEAD, UPDATE_LEAD_STATUS
 from tests.test_imports import csv_bytes, run_import
 from tests.test_indexes import explain, stages
 
@@ -133,6 +133,31 @@ async def test_search_stays_in_the_callers_scope(gql: GraphQLClient, app: Any) -
     found = await hits(sales, "zoe")
 
     assert [hit["lead"]["leadId"] for hit in found] == ["LEAD-005"]
+
+
+async def test_a_hit_s_lead_shows_its_whole_timeline(
+    gql: GraphQLClient, commands: CommandCounter
+) -> None:
+    for name in ("Ada", "Alan", "Grace"):
+        lead_id = await create(gql, firstName=name, lastName="Hopper")
+        for status in ("CONTACTED", "NURTURE")[: len(name) - 3]:
+            await gql(UPDATE_LEAD_STATUS, {"leadId": lead_id, "status": status})
+    query = """{ searchLeads(query: "hopper") {
+      lead { leadId activitiesCount activities { type } } } }"""
+
+    commands.reset()
+    found = (await gql(query))["searchLeads"]
+
+    timelines = {hit["lead"]["leadId"]: hit["lead"]["activities"] for hit in found}
+    assert {lead: [entry["type"] for entry in entries] for lead, entries in timelines.items()} == {
+        "LEAD-001": ["CREATED"],
+        "LEAD-002": ["STATUS_CHANGED", "CREATED"],
+        "LEAD-003": ["STATUS_CHANGED", "STATUS_CHANGED", "CREATED"],
+    }
+    assert all(
+        hit["lead"]["activitiesCount"] == len(timelines[hit["lead"]["leadId"]]) for hit in found
+    )
+    assert commands.count <= 4  # the search's look-ups, then the timelines of all hits at once
 
 
 @pytest.mark.parametrize(
