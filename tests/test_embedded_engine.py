@@ -534,8 +534,8 @@ def element_matches(document: dict[str, Any], query: dict[str, Any]) -> bool:
     if "$and" in query:
         return all(element_matches(document, part) for part in query["$and"])
     if "n" in query:
-        bound = query["n"]
-        return document["n"] >= bound["$gte"] if "$gte" in bound else document["n"] < bound["$lt"]
+        n, bound = int(document["n"]), query["n"]
+        return n >= int(bound["$gte"]) if "$gte" in bound else n < int(bound["$lt"])
     condition, value = query["keys"], document.get("keys")
     if isinstance(condition, str):
         return holds(value, condition)
