@@ -1067,8 +1067,10 @@ class CrmSQLiteEngine(SQLiteEngine):
     def _translate_query_plan_with_multikey(
         self, db_name: str, coll_name: str, plan: Any
     ) -> tuple[str, list[object]]:
-        fragment = self._index_lookup(db_name, coll_name, plan) or self._element_lookup(
-            db_name, coll_name, plan
+        fragment = (
+            self._id_lookup(db_name, coll_name, plan)
+            or self._index_lookup(db_name, coll_name, plan)
+            or self._element_lookup(db_name, coll_name, plan)
         )
         if fragment is None:
             stock: tuple[str, list[object]] = super()._translate_query_plan_with_multikey(
@@ -1076,6 +1078,27 @@ class CrmSQLiteEngine(SQLiteEngine):
             )
             return stock
         return fragment
+
+    def _id_lookup(
+        self, db_name: str, coll_name: str, plan: Any
+    ) -> tuple[str, list[object]] | None:
+        """`{_id: v}` / `{_id: {$in: […]}}` with keyed values (see _keyed_id) as their storage
+        keys (stock: `json_extract` of every row's `_id` for `$in`, and for `_id` beside other
+        conditions)."""
+        if isinstance(plan, EqualsCondition):
+            values: tuple[Any, ...] = (plan.value,)
+        elif isinstance(plan, InCondition):
+            values = plan.values
+        else:
+            return None
+        if (
+            plan.field != "_id"
+            or not values
+            or not all(self._keyed_id(db_name, coll_name, value) for value in values)
+        ):
+            return None
+        marks = ", ".join("?" for _ in values)
+        return f"documents.storage_key IN ({marks})", [self._storage_key(v) for v in values]
 
     def _index_lookup(
         self, db_name: str, coll_name: str, plan: Any
@@ -1224,7 +1247,9 @@ class CrmSQLiteEngine(SQLiteEngine):
             return whole
         parts = plan.clauses if isinstance(plan, AndCondition) else (plan,)
         for part in parts:
-            found = self._index_lookup(db_name, coll_name, part)
+            found = self._id_lookup(db_name, coll_name, part) or self._index_lookup(
+                db_name, coll_name, part
+            )
             if found is not None:
                 return found
         return None

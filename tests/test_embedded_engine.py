@@ -311,6 +311,26 @@ async def test_id_with_more_conditions_matches_only_while_they_hold(server: Serv
     assert (await collection.find_one({"_id": lead}) or {})["status"] == "CONTACTED"
 
 
+async def test_ids_in_a_list_are_found_by_key_like_mongodb(server: Server) -> None:
+    collection = server.collection()
+    oids = [ObjectId() for _ in range(3)]
+    written = [{"_id": oid, "n": n} for n, oid in enumerate(oids)]
+    written += [{"_id": "lead-1", "n": 3}, {"_id": 1, "n": 4}, {"_id": Int64(2), "n": 5}]
+    await collection.insert_many(written)
+    queries: list[tuple[dict[str, Any], list[int]]] = [
+        ({"_id": {"$in": [oids[0], oids[2], ObjectId()]}}, [0, 2]),
+        ({"_id": {"$in": ["lead-1", str(oids[1])]}}, [3]),  # a string is not its ObjectId
+        ({"_id": {"$in": [oids[1], "lead-1"]}, "n": {"$gt": 1}}, [3]),
+        ({"_id": {"$in": [1.0, 2]}}, [4, 5]),  # numbers: any type (the stock path)
+        ({"$and": [{"_id": oids[2]}, {"n": 2}]}, [2]),
+    ]
+    for query, expected in queries:
+        found = await collection.find(query).sort("n", 1).to_list()
+        assert [document["n"] for document in found] == expected, query
+        counted = await (await collection.aggregate([{"$match": query}])).to_list()
+        assert sorted(document["n"] for document in counted) == expected, query
+
+
 async def test_count_documents_counts_like_find(server: Server) -> None:
     collection = server.collection()
     await collection.create_index("status")
@@ -458,6 +478,11 @@ async def operations(collection: Collection, n: int) -> None:
     assert len(await collection.find(keys).sort("leadNumber", -1).to_list()) == 2
     assert len(await collection.find(keys).sort("activities.type", 1).to_list()) == 2
     await collection.count_documents({"lead_id": "LEAD-003"})
+    # A page's leads again by `_id` (their timelines when shown, or counted).
+    ids = {"_id": {"$in": [some["_id"]]}}
+    assert len(await collection.find(ids).to_list()) == 1
+    count = {"$project": {"n": {"$size": {"$ifNull": ["$activities", []]}}}}
+    assert len(await (await collection.aggregate([{"$match": ids}, count])).to_list()) == 1
     await collection.delete_many({"lead_id": f"LEAD-{n}"})
 
 
