@@ -1085,14 +1085,10 @@ class CrmSQLiteEngine(SQLiteEngine):
         """`{_id: v}` / `{_id: {$in: […]}}` with keyed values (see _keyed_id) as their storage
         keys (stock: `json_extract` of every row's `_id` for `$in`, and for `_id` beside other
         conditions)."""
-        if isinstance(plan, EqualsCondition):
-            values: tuple[Any, ...] = (plan.value,)
-        elif isinstance(plan, InCondition):
-            values = plan.values
-        else:
-            return None
+        values = _compared_values(plan)
         if (
-            plan.field != "_id"
+            values is None
+            or plan.field != "_id"
             or not values
             or not all(self._keyed_id(db_name, coll_name, value) for value in values)
         ):
@@ -1105,11 +1101,8 @@ class CrmSQLiteEngine(SQLiteEngine):
     ) -> tuple[str, list[object]] | None:
         """`{field: v}` / `{field: {$in: […]}}` as the storage keys of the matching index
         rows, when the field has an index holding one row per document (see _field_index)."""
-        if isinstance(plan, EqualsCondition):
-            values: tuple[Any, ...] = (plan.value,)
-        elif isinstance(plan, InCondition):
-            values = plan.values
-        else:
+        values = _compared_values(plan)
+        if values is None:
             return None
         signatures = [self._scalar_signature(value) for value in values]
         if not values or None in signatures:
@@ -1338,6 +1331,15 @@ class CrmSQLiteEngine(SQLiteEngine):
             return reader.attach_size_hint(projected, _serialized_document_size_estimate(payload))
 
         return (project(payload) for (payload,) in rows)
+
+
+def _compared_values(plan: Any) -> tuple[Any, ...] | None:
+    """The values `{field: v}` or `{field: {$in: […]}}` compares the field with, else None."""
+    if isinstance(plan, EqualsCondition):
+        return (plan.value,)
+    if isinstance(plan, InCondition):
+        return tuple(plan.values)
+    return None
 
 
 def _top_level_projection(

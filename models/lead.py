@@ -1,12 +1,18 @@
 """The `leads` collection."""
 
+from collections.abc import Mapping
+from typing import Any
+
 import pymongo
-from pydantic import Field, PrivateAttr
+from pydantic import Field, PrivateAttr, ValidatorFunctionWrapHandler, model_validator
 from pymongo import IndexModel
 
 from models.activity import Activity
 from models.base import CrmDocument
 from models.fields import LeadFields
+
+# What a list counting timelines gets instead of `activities` (see services/leads.py).
+ACTIVITIES_COUNT = "activitiesCount"
 
 # The normalized keys (python names): for queries, never shown (REST, exports).
 NORMALIZED_KEYS = (
@@ -42,6 +48,15 @@ class LeadDocument(CrmDocument, LeadFields):
     # many entries the database counted for it, when asked to (services/leads.py).
     _timeline_omitted: bool = PrivateAttr(default=False)
     _activities_count: int | None = PrivateAttr(default=None)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _take_counted_activities(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        counted = data.get(ACTIVITIES_COUNT) if isinstance(data, Mapping) else None
+        lead = handler(data)
+        if counted is not None:
+            lead.omit_timeline(counted)
+        return lead
 
     def omit_timeline(self, counted: int | None = None) -> None:
         """Marks the lead as read without its timeline (`activities` is not it)."""

@@ -10,7 +10,7 @@ from pymongo.errors import DuplicateKeyError
 from models.activity import ActivityType
 from models.base import stored_fields, utc_now
 from models.fields import LeadFields, LeadStatus, specs
-from models.lead import LeadDocument
+from models.lead import ACTIVITIES_COUNT, LeadDocument
 from services import changes, normalize, policy, sequence, timeline, versions
 from services.documents import decode
 from services.errors import BadUserInput, Conflict, FieldError, not_found
@@ -102,9 +102,14 @@ def lead_query(filters: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # What a lead list reads: never the search keys; the timeline (a lead's longest array) only
-# when it shows it.
+# when it shows it, else, when it shows the count, the database's count instead (an
+# aggregation: the engine counts, and sends no entry).
 WITH_TIMELINE: dict[str, Any] = {"searchKeys": 0}
 WITHOUT_TIMELINE: dict[str, Any] = {"activities": 0, "searchKeys": 0}
+COUNTED_TIMELINE = (
+    {"$set": {ACTIVITIES_COUNT: {"$size": {"$ifNull": ["$activities", []]}}}},
+    {"$unset": ["activities", "searchKeys"]},
+)
 
 
 async def list_leads(
@@ -117,31 +122,24 @@ async def list_leads(
     with_timeline: bool,
     with_counts: bool = True,
 ) -> Page[LeadDocument]:
-    """A page of the leads in the viewer's scope that match `filters`. Without the timeline,
-    `with_counts` has the database count each lead's entries (one more query)."""
+    """A page of the leads in the viewer's scope that match `filters`; without the timeline,
+    each lead's count of entries when `with_counts`."""
     policy.require(viewer, Action.READ)
     query = policy.scoped(viewer, lead_query(filters))
-    projection = WITH_TIMELINE if with_timeline else WITHOUT_TIMELINE
+    if with_timeline:
+        return await paginate(
+            LeadDocument, query, order, first=first, after=after, projection=WITH_TIMELINE
+        )
+    if with_counts:
+        return await paginate(
+            LeadDocument, query, order, first=first, after=after, reshape=COUNTED_TIMELINE
+        )
     page = await paginate(
-        LeadDocument, query, order, first=first, after=after, projection=projection
+        LeadDocument, query, order, first=first, after=after, projection=WITHOUT_TIMELINE
     )
-    if not with_timeline:
-        wanted = with_counts and page.documents
-        counts = await _timeline_counts([lead.id for lead in page.documents]) if wanted else {}
-        for lead in page.documents:
-            lead.omit_timeline(counts.get(lead.id, 0) if wanted else None)
+    for lead in page.documents:
+        lead.omit_timeline()
     return page
-
-
-async def _timeline_counts(ids: list[Any]) -> dict[Any, int]:
-    """How many timeline entries each of these leads has, counted by the database."""
-    counted = await LeadDocument.get_pymongo_collection().aggregate(
-        [
-            {"$match": {"_id": {"$in": ids}}},
-            {"$project": {"n": {"$size": {"$ifNull": ["$activities", []]}}}},
-        ]
-    )
-    return {row["_id"]: row["n"] async for row in counted}
 
 
 async def count_leads(viewer: Viewer, filters: Mapping[str, Any]) -> int:

@@ -3,7 +3,7 @@
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -100,22 +100,31 @@ async def paginate[D: CrmDocument](
     first: int | None,
     after: str | None,
     projection: Mapping[str, Any] | None = None,
+    reshape: Sequence[Mapping[str, Any]] = (),
 ) -> Page[D]:
-    """Up to `first` (null: the default) documents matching `query` after the `after` cursor,
-    with the fields `projection` (a find projection) keeps."""
+    """Up to `first` (null: the default) documents matching `query` after the `after` cursor:
+    read by a `find` keeping the fields `projection` keeps, or, with `reshape` (aggregation
+    stages applied to the page's documents only), by an aggregation."""
     first = DEFAULT_PAGE_SIZE if first is None else first
     check_page_size(first)
     conditions = [dict(query)] if query else []
     if after is not None:
         conditions.append(_after(order, *_decode_cursor(after, order)))
+    match = {"$and": conditions} if conditions else {}
     direction = -1 if order.descending else 1
-    cursor = (
-        document.get_pymongo_collection()
-        .find({"$and": conditions} if conditions else {}, projection)
-        .sort([(order.stored_field, direction), ("_id", direction)])
-        .limit(first + 1)
-    )
-    found = await cursor.to_list()
+    sort = {order.stored_field: direction, "_id": direction}
+    collection = document.get_pymongo_collection()
+    if reshape:
+        pipeline: list[Mapping[str, Any]] = [
+            {"$match": match},
+            {"$sort": sort},
+            {"$limit": first + 1},
+            *reshape,
+        ]
+        found = await (await collection.aggregate(pipeline)).to_list()
+    else:
+        cursor = collection.find(match, projection).sort(list(sort.items())).limit(first + 1)
+        found = await cursor.to_list()
     return Page(
         # A document that cannot be read is skipped (and logged), never the whole page.
         documents=decode_each(document, found[:first]),
