@@ -36,7 +36,15 @@ from mongoeco.core.json_compat import json_dumps_compact, json_loads
 from mongoeco.core.operation_context import ChangePublicationPolicy, OperationContext
 from mongoeco.core.paths import get_document_value
 from mongoeco.core.projections import _ProjectionExecutor
-from mongoeco.core.query_plan import AllCondition, AndCondition, EqualsCondition, InCondition
+from mongoeco.core.query_plan import (
+    AllCondition,
+    AndCondition,
+    EqualsCondition,
+    GreaterThanCondition,
+    InCondition,
+    LessThanCondition,
+    OrCondition,
+)
 from mongoeco.engines._sqlite_connection import SQLiteConnection, sqlite_read_scope
 from mongoeco.engines._sqlite_reader import _serialized_document_size_estimate
 from mongoeco.engines.results import DeleteOutcome, InsertOutcome, MergeOutcome, MutationOutcome
@@ -1276,16 +1284,31 @@ class CrmSQLiteEngine(SQLiteEngine):
             return stock
         order = "ASC" if sort[0][1] == 1 else "DESC"
         where_sql, where_params = self._translate_query_plan_with_multikey(db_name, coll_name, plan)
+        position = self._cursor_position(db_name, coll_name, plan, sort)
+        # A page after a keyset cursor starts the walk at the cursor's row, not at the top.
+        after = (
+            ""
+            if position is None
+            else " AND (scalar_index_entries.type_score, scalar_index_entries.element_key,"
+            f" scalar_index_entries.storage_key) {'>' if order == 'ASC' else '<'} (?, ?, ?)"
+        )
         sql = (
             f"SELECT {SORT_SELECTS[select_clause]} FROM scalar_index_entries INDEXED BY"
             f" {self._quote_identifier(str(index['scalar_physical_name']))}"
             " JOIN documents ON documents.db_name = ? AND documents.coll_name = ?"
             " AND documents.storage_key = scalar_index_entries.storage_key"
             " WHERE scalar_index_entries.collection_id = ? AND scalar_index_entries.index_name = ?"
-            f" AND ({where_sql}) ORDER BY scalar_index_entries.type_score {order},"
+            f"{after} AND ({where_sql}) ORDER BY scalar_index_entries.type_score {order},"
             f" scalar_index_entries.element_key {order}, scalar_index_entries.storage_key {order}"
         )
-        params: list[object] = [db_name, coll_name, collection_id, index["name"], *where_params]
+        params: list[object] = [
+            db_name,
+            coll_name,
+            collection_id,
+            index["name"],
+            *(position or ()),
+            *where_params,
+        ]
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
@@ -1297,6 +1320,61 @@ class CrmSQLiteEngine(SQLiteEngine):
         return sql, params
 
     # --- reads: decoding and plain projections without per-document overhead ---------------
+
+    def _cursor_position(
+        self, db_name: str, coll_name: str, plan: Any, sort: Any
+    ) -> tuple[int, str, str] | None:
+        """The index position (type score, key, storage key) of a keyset cursor in `plan`,
+        when `plan` requires one (an `$and` part) in the shape of a page after `(v, id)` in
+        `sort` = [(f, d), (_id, d)]: `{$or: [{f: {$lt: v}}, {f: v, _id: {$lt: id}}]}`
+        descending (`$gt` ascending), optionally `{f: null}` too (nulls sort last descending).
+        Every match of such an `$or` lies strictly beyond that position in the walk's order:
+        `$lt`/`$gt` compare within v's type (one type score; keys ordered as values), the tie
+        is broken by the storage key (ordered as the ObjectId `_id`s the sort index requires
+        here), and null has the lowest type score. None for any other plan."""
+        if len(sort) != 2:
+            return None
+        field, direction = sort[0]
+        beyond = LessThanCondition if direction == -1 else GreaterThanCondition
+        for part in _conjuncts(plan):
+            if not isinstance(part, OrCondition):
+                continue
+            ranges = [c for c in part.clauses if isinstance(c, beyond) and c.field == field]
+            ties = [c for c in part.clauses if isinstance(c, AndCondition)]
+            nulls = [
+                c
+                for c in part.clauses
+                if isinstance(c, EqualsCondition) and c.field == field and c.value is None
+            ]
+            if len(ranges) != 1 or len(ties) != 1 or len(part.clauses) != 2 + len(nulls):
+                continue
+            if direction == 1 and nulls:
+                continue
+            value = ranges[0].value
+            tie = ties[0].clauses
+            equal = next((c for c in tie if isinstance(c, EqualsCondition)), None)
+            last = next((c for c in tie if isinstance(c, beyond)), None)
+            if (
+                len(tie) != 2
+                or equal is None
+                or last is None
+                or equal.field != field
+                or last.field != "_id"
+                or type(equal.value) is not type(value)
+                or equal.value != value
+                or not self._keyed_id(db_name, coll_name, last.value)
+            ):
+                continue
+            signature = self._scalar_signature(value)
+            if signature is None:
+                continue
+            element_type, element_key = signature
+            return (
+                self._multikey_type_score(element_type),
+                element_key,
+                self._storage_key(last.value),
+            )
+        return None
 
     def _decode_codec_payload(self, payload: Any, *, preserve_bson_wrappers: bool) -> Any:
         """The stock one asks inspect.signature(decode) for every document read."""
@@ -1331,6 +1409,13 @@ class CrmSQLiteEngine(SQLiteEngine):
             return reader.attach_size_hint(projected, _serialized_document_size_estimate(payload))
 
         return (project(payload) for (payload,) in rows)
+
+
+def _conjuncts(plan: Any) -> list[Any]:
+    """The parts a plan requires, nested `$and`s flattened."""
+    if isinstance(plan, AndCondition):
+        return [part for clause in plan.clauses for part in _conjuncts(clause)]
+    return [plan]
 
 
 def _compared_values(plan: Any) -> tuple[Any, ...] | None:

@@ -69,7 +69,7 @@ def _decode_cursor(cursor: str, order: Order) -> tuple[Any, ObjectId]:
         raise invalid from None
 
 
-def _after(order: Order, value: Any, last_id: ObjectId) -> dict[str, Any]:
+def after_filter(order: Order, value: Any, last_id: ObjectId) -> dict[str, Any]:
     """Documents strictly after (value, last_id) in `order`; null sorts lowest, as in MongoDB."""
     field = order.stored_field
     if order.descending:
@@ -109,7 +109,7 @@ async def paginate[D: CrmDocument](
     check_page_size(first)
     conditions = [dict(query)] if query else []
     if after is not None:
-        conditions.append(_after(order, *_decode_cursor(after, order)))
+        conditions.append(after_filter(order, *_decode_cursor(after, order)))
     match = {"$and": conditions} if conditions else {}
     direction = -1 if order.descending else 1
     sort = {order.stored_field: direction, "_id": direction}

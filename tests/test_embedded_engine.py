@@ -4,6 +4,7 @@ PyMongo, with the SQL the engine runs traced and explained (no timings)."""
 
 import asyncio
 import inspect
+import random
 import re
 import sqlite3
 import struct
@@ -26,6 +27,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 import models.embedded_engine as adapted
 from models.database import EmbeddedMongo
 from models.embedded_engine import CrmSQLiteEngine, EngineVersionMismatch, check_engine_version
+from services.pagination import Order, after_filter
 
 Collection = AsyncCollection[dict[str, Any]]
 
@@ -523,6 +525,54 @@ async def test_the_stock_engine_would_scan(tmp_path: Path) -> None:
     finally:
         await client.close()
         await embedded.stop()
+
+
+# --- a page after a keyset cursor starts at the cursor ---------------------------------------
+
+
+async def test_pages_after_a_cursor_are_the_rest_of_the_order(
+    server: Server, traced: list[str]
+) -> None:
+    collection = server.collection()
+    await collection.create_indexes(
+        [IndexModel([("createdAt", DESCENDING)]), IndexModel("revenue"), IndexModel("name")]
+    )
+    rng = random.Random(5)
+    written = []
+    for n in range(90):
+        document: dict[str, Any] = {
+            "createdAt": rng.choice([NOW + timedelta(minutes=m) for m in range(8)] + [None]),
+            # Int and double ties (not Int64: mongoeco's `{f: 3}` misses a stored Int64(3)).
+            "revenue": rng.choice([1, 2.5, 3.0, 3, 10**6, None]),
+            "name": rng.choice(["ada", "Bob", "zoë", "", None]),
+            "status": ("NEW", "CONTACTED")[n % 2],
+        }
+        written.append({name: value for name, value in document.items() if n % 11 or value})
+    await collection.insert_many(written)
+    seeks = 0
+    for field in ("createdAt", "revenue", "name"):
+        for direction in (DESCENDING, ASCENDING):
+            for scope in ({}, {"status": "NEW"}):
+                order = [(field, direction), ("_id", direction)]
+                everything = await collection.find(scope).sort(order).to_list()
+                paged: list[dict[str, Any]] = []
+                TracedEngine.tracing = True
+                while True:
+                    query: dict[str, Any] = dict(scope)
+                    if paged:  # the app's filter for the documents after the last one
+                        cursor = Order(stored_field=field, descending=direction == DESCENDING)
+                        last = paged[-1]
+                        after = after_filter(cursor, last.get(field), last["_id"])
+                        query = {"$and": [scope, after]}
+                    page = await collection.find(query).sort(order).limit(7).to_list()
+                    if not page:
+                        break
+                    paged += page
+                TracedEngine.tracing = False
+                assert paged == everything, (field, direction, scope)
+                seeks += sum("storage_key) <" in sql or "storage_key) >" in sql for sql in traced)
+                traced.clear()
+    assert seeks > 0  # the walks did start at their cursors
 
 
 # --- string elements of an indexed array field, through its index rows ----------------------
