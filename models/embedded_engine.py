@@ -110,6 +110,8 @@ FEW = 100
 # An element lookup's groups are ordered by their index rows counted up to this many: the
 # smallest drives (see _element_lookup).
 ESTIMATE_ROWS = 500
+# The tagged types of a Decimal128 value (mongoeco's three spellings).
+DECIMAL_TAGS = ("decimal", "decimal128", "decimal128_public")
 # At most this many plan-choosing counts are kept between writes.
 PLAN_COUNTS = 1024
 COUNT_GROUP = {"$group": {"_id": 1, "n": {"$sum": 1}}}
@@ -949,6 +951,38 @@ class CrmSQLiteEngine(SQLiteEngine):
             )
             cache[key] = row is not None
         return bool(cache[key])
+
+    def _field_contains_tagged_value_type_in_collection(
+        self, db_name: str, coll_name: str, field: str, value_type: str
+    ) -> bool:
+        """The stock flag; the three decimal types, which every plan asks about together for
+        each of its fields (one scan of the collection each), are looked for in one scan (and
+        one more per type found)."""
+        cache = self._collection_features_cache
+        remaining = [
+            tag
+            for tag in DECIMAL_TAGS
+            if (db_name, coll_name, f"tagged_type:{field}:{tag}") not in cache
+        ]
+        while value_type in remaining:
+            marks = ", ".join("?" for _ in remaining)
+            row = (
+                self._require_connection()
+                .execute(
+                    f"SELECT json_extract(document, {_tag_literal(field)}) FROM documents"
+                    " WHERE db_name = ? AND coll_name = ?"
+                    f" AND json_extract(document, {_tag_literal(field)}) IN ({marks}) LIMIT 1",
+                    (db_name, coll_name, *remaining),
+                )
+                .fetchone()
+            )
+            for tag in remaining if row is None else [row[0]]:
+                cache[(db_name, coll_name, f"tagged_type:{field}:{tag}")] = row is not None
+            remaining = [] if row is None else [tag for tag in remaining if tag != row[0]]
+        contains: bool = super()._field_contains_tagged_value_type_in_collection(
+            db_name, coll_name, field, value_type
+        )
+        return contains
 
     def _field_index(self, db_name: str, coll_name: str, field: str) -> dict[str, Any] | None:
         """A single-field index holding exactly one row, in MongoDB's order, per document."""

@@ -333,6 +333,24 @@ async def test_ids_in_a_list_are_found_by_key_like_mongodb(server: Server) -> No
         assert sorted(document["n"] for document in counted) == expected, query
 
 
+@pytest.mark.parametrize("spelling", [Decimal128("2.5"), Decimal128("-0"), Decimal128("1E+3")])
+async def test_a_decimal_anywhere_in_a_field_is_compared_as_a_number(
+    server: Server, spelling: Decimal128
+) -> None:
+    collection = server.collection()
+    await collection.insert_many([{"n": n, "other": n} for n in (1, 2, 3, 4.5)])
+    await collection.insert_one({"n": spelling, "other": 0})
+    assert await collection.count_documents({"other": {"$gt": 2}}) == 2  # no decimal there
+    value = float(spelling.to_decimal())
+    for bound, expected in (  # plain-number bounds: only the stored decimal needs Python
+        ({"$gt": value - 0.5}, sum(n > value - 0.5 for n in (1, 2, 3, 4.5)) + 1),
+        ({"$lt": value + 0.5}, sum(n < value + 0.5 for n in (1, 2, 3, 4.5)) + 1),
+        ({"$gt": value + 0.5}, sum(n > value + 0.5 for n in (1, 2, 3, 4.5))),
+    ):
+        found = await collection.find({"n": bound}).to_list()
+        assert len(found) == expected, (spelling, bound)
+
+
 async def test_count_documents_counts_like_find(server: Server) -> None:
     collection = server.collection()
     await collection.create_index("status")
