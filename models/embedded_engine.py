@@ -8,6 +8,7 @@ why it is safe and how it could go upstream: docs/embedded-engine.md.
 
 import asyncio
 import dataclasses
+import json
 import sqlite3
 import struct
 import sys
@@ -43,7 +44,9 @@ from mongoeco.core.query_plan import (
     GreaterThanCondition,
     InCondition,
     LessThanCondition,
+    MatchAll,
     OrCondition,
+    TypeCondition,
 )
 from mongoeco.engines._sqlite_connection import SQLiteConnection, sqlite_read_scope
 from mongoeco.engines._sqlite_reader import _serialized_document_size_estimate
@@ -1113,6 +1116,7 @@ class CrmSQLiteEngine(SQLiteEngine):
             self._id_lookup(db_name, coll_name, plan)
             or self._index_lookup(db_name, coll_name, plan)
             or self._element_lookup(db_name, coll_name, plan)
+            or _string_type_through_array(plan)
         )
         if fragment is None:
             stock: tuple[str, list[object]] = super()._translate_query_plan_with_multikey(
@@ -1120,6 +1124,14 @@ class CrmSQLiteEngine(SQLiteEngine):
             )
             return stock
         return fragment
+
+    def _plan_has_array_traversing_paths(self, db_name: str, coll_name: str, plan: Any) -> bool:
+        """The stock check, less the `$type` conditions _string_type_through_array translates
+        (their path may go through an array: the translation follows it as MongoDB does)."""
+        traverses: bool = super()._plan_has_array_traversing_paths(
+            db_name, coll_name, _without_string_types(plan)
+        )
+        return traverses
 
     def _id_lookup(
         self, db_name: str, coll_name: str, plan: Any
@@ -1443,6 +1455,45 @@ class CrmSQLiteEngine(SQLiteEngine):
             return reader.attach_size_hint(projected, _serialized_document_size_estimate(payload))
 
         return (project(payload) for (payload,) in rows)
+
+
+def _string_type_through_array(plan: Any) -> tuple[str, list[object]] | None:
+    """`{"a.b": {$type: "string"}}` (two named parts) in SQL, with MongoDB's path rule: `a.b`
+    a string, or an array holding one; or `a` an array whose object elements have such a `b`
+    (no descent into arrays nested in `a`). Stock leaves a path through an array to Python,
+    which decodes every document (the start-up migration's check of timeline timestamps)."""
+    if not isinstance(plan, TypeCondition) or not plan.values:
+        return None
+    if not all(spec in (2, "string") for spec in plan.values):
+        return None
+    parts = plan.field.split(".")
+    if len(parts) != 2 or any(not part or part.isdigit() or part.startswith("$") for part in parts):
+        return None
+    outer, whole = _literal(parts[0]), _literal(plan.field)
+    inner = "'" + ("$." + json.dumps(parts[1])).replace("'", "''") + "'"
+
+    def holds_string(value: str, path: str) -> str:
+        return (
+            f"json_type({value}, {path}) = 'text' OR (json_type({value}, {path}) = 'array'"
+            f" AND EXISTS (SELECT 1 FROM json_each({value}, {path}) AS item"
+            " WHERE item.type = 'text'))"
+        )
+
+    return (
+        f"{holds_string('document', whole)} OR (json_type(document, {outer}) = 'array'"
+        f" AND EXISTS (SELECT 1 FROM json_each(document, {outer}) AS element"
+        f" WHERE element.type = 'object' AND ({holds_string('element.value', inner)})))",
+        [],
+    )
+
+
+def _without_string_types(plan: Any) -> Any:
+    """`plan` with the conditions _string_type_through_array translates taken out."""
+    if _string_type_through_array(plan) is not None:
+        return MatchAll()
+    if isinstance(plan, AndCondition | OrCondition):
+        return type(plan)(clauses=tuple(_without_string_types(clause) for clause in plan.clauses))
+    return plan
 
 
 def _conjuncts(plan: Any) -> list[Any]:

@@ -545,6 +545,49 @@ async def test_the_stock_engine_would_scan(tmp_path: Path) -> None:
         await embedded.stop()
 
 
+# --- `$type: "string"` on a path through an array, in SQL -----------------------------------
+
+THROUGH_ARRAY: list[tuple[dict[str, Any], bool]] = [  # (document, matches {"a.b": {$type: string}})
+    ({"a": {"b": "x"}}, True),
+    ({"a": {"b": 1}}, False),
+    ({"a": {"b": ["x", 1]}}, True),  # an array holding a string
+    ({"a": {"b": [["x"]]}}, False),  # but not one nested deeper
+    ({"a": [{"b": "x"}]}, True),  # through the array
+    ({"a": [{"b": 1}, {"b": "y"}]}, True),
+    ({"a": [{"b": ["x"]}]}, True),
+    ({"a": [{"b": [["x"]]}]}, False),
+    ({"a": [[{"b": "x"}]]}, False),  # no descent into an array inside the array
+    ({"a": ["b"]}, False),
+    ({"a": "b"}, False),
+    ({"a": [{"c": "x"}]}, False),
+    ({"a": [{"b": NOW}]}, False),  # a date (a tagged object in storage)
+    ({"a": {"b": None}}, False),
+    ({"a": []}, False),
+    ({}, False),
+    ({"a": [{"b": {"c": "x"}}]}, False),
+    ({"a": [{"b": "x"}, 5]}, True),
+]
+
+
+async def test_a_string_type_through_an_array_is_found_like_mongodb(
+    server: Server, traced: list[str]
+) -> None:
+    collection = server.collection()
+    await collection.insert_many([{"n": n, **doc} for n, (doc, _) in enumerate(THROUGH_ARRAY)])
+    expected = [n for n, (_, matches) in enumerate(THROUGH_ARRAY) if matches]
+    TracedEngine.tracing = True
+    for query in (
+        {"a.b": {"$type": "string"}},
+        {"a.b": {"$type": 2}},
+        {"$or": [{"a.b": {"$type": "string"}}, {"n": -1}]},
+    ):
+        found = sorted(document["n"] for document in await collection.find(query).to_list())
+        assert found == expected, query
+        assert await collection.count_documents(query) == len(expected), query
+    TracedEngine.tracing = False
+    assert any("AS element" in statement for statement in traced)  # answered in SQL
+
+
 # --- a page after a keyset cursor starts at the cursor ---------------------------------------
 
 
