@@ -22,6 +22,7 @@ Blank or unusable input gives None: no key, never a match.
 """
 
 import contextlib
+import functools
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -176,10 +177,11 @@ def words(text: str | None) -> list[str]:
     return WORD_RUN.findall(fold(text)) if text else []
 
 
-def typo_variants(word: str) -> set[str]:
+@functools.lru_cache(maxsize=8192)  # search ranks every candidate against the same words
+def typo_variants(word: str) -> frozenset[str]:
     """The word and every spelling of it with one letter left out. Two words one edit apart
     (a letter missing, added, changed, or two swapped) share at least one of them."""
-    return {word} | {word[:i] + word[i + 1 :] for i in range(len(word))}
+    return frozenset({word} | {word[:i] + word[i + 1 :] for i in range(len(word))})
 
 
 def name_key(first_name: str | None, last_name: str | None) -> str | None:

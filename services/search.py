@@ -141,7 +141,10 @@ async def search_leads(viewer: Viewer, query: str, first: int) -> list[SearchHit
         prefixes = {"searchKeys": {"$all": [WORD + term for term in driving]}}
         found |= {lead.lead_id: lead for lead in await _find(viewer, prefixes, CANDIDATES)}
     if len(found) < first and (typos := typo_query(terms)):
-        found |= {lead.lead_id: lead for lead in await _find(viewer, typos, CANDIDATES)}
+        # Only leads not found already: none is read twice, and the look-up's limit goes to
+        # new candidates.
+        unseen = {"$and": [typos, {"lead_id": {"$nin": list(found)}}]} if found else typos
+        found |= {lead.lead_id: lead for lead in await _find(viewer, unseen, CANDIDATES)}
     exact_keys = set(exact)
     hits = [hit for lead in found.values() if (hit := rank(lead, exact_keys, terms)) is not None]
     hits.sort(key=lambda hit: (-hit.score, hit.lead.lead_number or 0, hit.lead.lead_id))
@@ -184,18 +187,20 @@ def _fields(lead: LeadDocument) -> list[tuple[str, str]]:
 def rank(lead: LeadDocument, exact: set[str], terms: Sequence[str]) -> SearchHit | None:
     """How well `lead` matches the query (its exact keys and words, computed once per
     search): its tier's score, the field that matched, a highlight."""
-    if lead.email and exact & {EMAIL + key for key in normalize.email_keys(lead.email)}:
+    # A lead's own keys are computed only when the query has keys of their kind.
+    emails = normalize.email_keys(lead.email) if _kind_in(exact, EMAIL) and lead.email else []
+    if lead.email and exact & {EMAIL + key for key in emails}:
         return SearchHit(lead, 1.0, "email", _marked(lead.email, None))
-    if lead.mobile and exact & {PHONE + key for key in normalize.phone_keys(lead.mobile)}:
+    phones = normalize.phone_keys(lead.mobile) if _kind_in(exact, PHONE) and lead.mobile else []
+    if lead.mobile and exact & {PHONE + key for key in phones}:
         return SearchHit(lead, 1.0, "mobile", _marked(lead.mobile, None))
-    fields = _fields(lead)
+    fields = [(name, text, normalize.words(text)) for name, text in _fields(lead)]
     if NAME + (lead.name_key or "") in exact:
         return SearchHit(lead, 0.9, "fullName", _marked(fields[0][1], None))
     if not terms:
         return None
     best: tuple[float, str, str, list[str]] | None = None
-    for name, text in fields:
-        field_words = normalize.words(text)
+    for name, text, field_words in fields:
         matched = [_word_match(term, field_words) for term in terms]
         if None in matched:
             continue
@@ -214,18 +219,22 @@ def rank(lead: LeadDocument, exact: set[str], terms: Sequence[str]) -> SearchHit
     return SearchHit(lead, round(score, 3), name, _marked(text, words))
 
 
+def _kind_in(keys: set[str], kind: str) -> bool:
+    return any(key.startswith(kind) for key in keys)
+
+
 def _across_fields(
-    fields: list[tuple[str, str]], terms: Sequence[str]
+    fields: list[tuple[str, str, list[str]]], terms: Sequence[str]
 ) -> tuple[float, str, str, list[str]] | None:
     """Words matched in different fields ("jane acme"): prefix-tier score, the field of the
-    first word named."""
+    first word named. `fields`: (name, text, its words)."""
     matches = []
     for term in terms:
         match = next(
             (
                 (name, text, found)
-                for name, text in fields
-                if (found := _word_match(term, normalize.words(text))) is not None
+                for name, text, field_words in fields
+                if (found := _word_match(term, field_words)) is not None
             ),
             None,
         )
