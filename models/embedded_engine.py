@@ -1182,12 +1182,10 @@ class CrmSQLiteEngine(SQLiteEngine):
         """`{field: s}`, `{field: {$in: [s…]}}`, `{field: {$all: [s…]}}` with strings `s` on an
         indexed field that holds arrays (the search keys): the index, and the groups of strings
         a match holds one of each of (one group for `$in`, one per string for `$all`)."""
-        if isinstance(plan, EqualsCondition):
-            groups: list[tuple[Any, ...]] = [(plan.value,)]
-        elif isinstance(plan, InCondition):
-            groups = [plan.values]
-        elif isinstance(plan, AllCondition):
-            groups = [(value,) for value in plan.values]
+        if isinstance(plan, AllCondition):
+            groups: list[tuple[Any, ...]] = [(value,) for value in plan.values]
+        elif (compared := _compared_values(plan)) is not None:
+            groups = [compared]
         else:
             return None
         values = [value for group in groups for value in group]

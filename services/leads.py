@@ -126,19 +126,19 @@ async def list_leads(
     each lead's count of entries when `with_counts`."""
     policy.require(viewer, Action.READ)
     query = policy.scoped(viewer, lead_query(filters))
-    if with_timeline:
-        return await paginate(
-            LeadDocument, query, order, first=first, after=after, projection=WITH_TIMELINE
-        )
-    if with_counts:
-        return await paginate(
-            LeadDocument, query, order, first=first, after=after, reshape=COUNTED_TIMELINE
-        )
+    counted = with_counts and not with_timeline
     page = await paginate(
-        LeadDocument, query, order, first=first, after=after, projection=WITHOUT_TIMELINE
+        LeadDocument,
+        query,
+        order,
+        first=first,
+        after=after,
+        projection=WITH_TIMELINE if with_timeline else WITHOUT_TIMELINE,
+        reshape=COUNTED_TIMELINE if counted else (),
     )
-    for lead in page.documents:
-        lead.omit_timeline()
+    if not with_timeline and not counted:
+        for lead in page.documents:
+            lead.omit_timeline()
     return page
 
 

@@ -276,8 +276,9 @@ def plan(model: type[CrmDocument]) -> Work | None:
             # Python, document by document).
             probes.append({number_field: {"$exists": False}})
             sets[number_field] = _number_field(id_field, number_field)
-    stored_as_text = [{name: {"$type": "string"}} for name in TIMESTAMPS.get(model, ())]
+    stored_as_text: list[dict[str, Any]] = []
     for name in TIMESTAMPS.get(model, ()):
+        stored_as_text.append({name: {"$type": "string"}})
         sets[name] = _date_field(name)
     if model is LeadDocument:
         stored_as_text.append({"activities.timestamp": {"$type": "string"}})
