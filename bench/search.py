@@ -3,14 +3,16 @@
     uv run python bench/search.py [--sizes 1000,10000,50000] [--repeat 15]
     MONGODB_URI=mongodb://localhost:27017 uv run python bench/search.py
 
-One database grows through the sizes (leads inserted in batches of 1,000 with their keys, as
-the import writes them); at each size every query below runs `--repeat` times through the
-services (services/search.py, services/leads.py: what searchLeads, findDuplicates and
-`leads(filter: {search})` call). Prints each query's p50 in ms, its database commands and its
-hits (leads returned), and the ratio of the largest size's p50 to the smallest's (the target:
-at most 2). A query's time includes reading and ranking its candidates: where the hits grow
-with the collection (a name prefix shared by 1 lead in 1,000 and 15 in 50,000), so does the
-work; the rows with the same hits at every size show the cost of the collection's size alone.
+One database per size (leads inserted in batches of 1,000 with their keys, as the import
+writes them; a smaller size's leads are the first ones of a larger). Each query is built from
+one lead that every size holds, so it is the same query at every size; it runs `--repeat`
+times at every size through the services (services/search.py, services/leads.py: what
+searchLeads, findDuplicates and `leads(filter: {search})` call), the sizes taking turns, one
+call each, so that a change in the machine's load weighs on every size alike. Prints each
+query's p50 in ms, its database commands and its hits (leads returned), and the ratio of the
+largest size's p50 to the smallest's (the target: at most 2). Where a query's hits grow with
+the collection (a short prefix shared by 4 leads in 1,000 and hundreds in 50,000), the time
+includes reading the hits it shows.
 """
 
 import argparse
@@ -63,11 +65,11 @@ def person(rng: random.Random, n: int) -> dict[str, Any]:
     }
 
 
-async def grow(to: int, have: int, rng: random.Random) -> None:
+async def seed(count: int, rng: random.Random) -> None:
     now = utc_now()
-    for start in range(have, to, BATCH):
+    for start in range(0, count, BATCH):
         documents = []
-        for n in range(start + 1, min(start + BATCH, to) + 1):
+        for n in range(start + 1, min(start + BATCH, count) + 1):
             values = person(rng, n)
             lead = LeadDocument.model_validate(
                 {
@@ -83,21 +85,19 @@ async def grow(to: int, have: int, rng: random.Random) -> None:
         await LeadDocument.insert_many(documents)
 
 
-async def measure(
-    call: Callable[[], Awaitable[Any]], repeat: int, counter: CommandCounter
-) -> tuple[float, int, int]:
-    """p50 ms, database commands, and hits (leads returned) of one query."""
-    await call()  # warm
+async def warm(call: Callable[[], Awaitable[Any]], counter: CommandCounter) -> tuple[int, int]:
+    """Database commands and hits (leads returned) of one query, after a first call."""
+    await call()
     counter.reset()
     found = await call()
-    commands = counter.count
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        await call()
-        times.append((time.perf_counter() - started) * 1000)
     hits = len(found.documents) if isinstance(found, Page) else len(found)
-    return statistics.median(times), commands, hits
+    return counter.count, hits
+
+
+async def timed(call: Callable[[], Awaitable[Any]]) -> float:
+    started = time.perf_counter()
+    await call()
+    return (time.perf_counter() - started) * 1000
 
 
 def queries(sample: dict[str, Any]) -> dict[str, Callable[[], Awaitable[Any]]]:
@@ -133,6 +133,11 @@ def page(text: str) -> Awaitable[Page[LeadDocument]]:
     )
 
 
+async def use(client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
+    """Point the documents (and so the services) at `database`."""
+    await init_beanie(database=client[database], document_models=DOCUMENT_MODELS, skip_indexes=True)
+
+
 async def run(sizes: list[int], repeat: int) -> None:
     embedded = None
     uri = os.environ.get("MONGODB_URI")
@@ -143,19 +148,20 @@ async def run(sizes: list[int], repeat: int) -> None:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         uri, tz_aware=True, event_listeners=[counter]
     )
-    name = f"crm_bench_search_{uuid.uuid4().hex[:8]}"
-    rng = random.Random(11)
-    results: dict[str, dict[int, tuple[float, int, int]]] = {}
+    prefix = f"crm_bench_search_{uuid.uuid4().hex[:8]}"
+    databases = {size: f"{prefix}_{size}" for size in sizes}
+    calls: dict[int, dict[str, Callable[[], Awaitable[Any]]]] = {}
+    shape: dict[str, dict[int, tuple[int, int]]] = {}
+    times: dict[str, dict[int, list[float]]] = {}
     try:
-        await init_beanie(database=client[name], document_models=DOCUMENT_MODELS)
-        have = 0
-        for size in sizes:
+        for size, database in databases.items():
+            await init_beanie(database=client[database], document_models=DOCUMENT_MODELS)
             started = time.monotonic()
-            await grow(size, have, rng)
-            print(f"{size} leads ({size - have} added in {time.monotonic() - started:.0f} s)")
-            have = size
+            await seed(size, random.Random(11))  # the same leads at every size
+            print(f"{size} leads (added in {time.monotonic() - started:.0f} s)")
+            # One lead that every size holds: each query is the same at every size.
             raw = await LeadDocument.get_pymongo_collection().find_one(
-                {"lead_id": f"LEAD-{size // 2:06d}"}
+                {"lead_id": f"LEAD-{min(sizes) // 2:06d}"}
             )
             assert raw is not None
             sample = {
@@ -165,10 +171,18 @@ async def run(sizes: list[int], repeat: int) -> None:
                 "email": raw["email"],
                 "mobile": raw["mobile"],
             }
-            for label, call in queries(sample).items():
-                results.setdefault(label, {})[size] = await measure(call, repeat, counter)
+            calls[size] = queries(sample)
+            for label, call in calls[size].items():
+                shape.setdefault(label, {})[size] = await warm(call, counter)
+        # The sizes take turns, one call of each query at a time.
+        for _ in range(repeat):
+            for size, database in databases.items():
+                await use(client, database)
+                for label, call in calls[size].items():
+                    times.setdefault(label, {}).setdefault(size, []).append(await timed(call))
     finally:
-        await client.drop_database(name)
+        for database in databases.values():
+            await client.drop_database(database)
         await client.close()
         if embedded is not None:
             await embedded.stop()
@@ -180,10 +194,12 @@ async def run(sizes: list[int], repeat: int) -> None:
         + f" | {sizes[-1]:,}/{sizes[0]:,} |"
     )
     print("|---" * (len(sizes) + 2) + "|")
-    for label, by_size in results.items():
-        cells = [f"{p50:.1f} ({commands}, {hits})" for p50, commands, hits in by_size.values()]
-        ratio = by_size[sizes[-1]][0] / by_size[sizes[0]][0]
-        print(f"| {label} | " + " | ".join(cells) + f" | {ratio:.2f}x |")
+    for label, by_size in times.items():
+        p50 = {size: statistics.median(values) for size, values in by_size.items()}
+        cells = [
+            f"{p50[size]:.1f} ({shape[label][size][0]}, {shape[label][size][1]})" for size in sizes
+        ]
+        print(f"| {label} | " + " | ".join(cells) + f" | {p50[sizes[-1]] / p50[sizes[0]]:.2f}x |")
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ why it is safe and how it could go upstream: docs/embedded-engine.md.
 import asyncio
 import dataclasses
 import json
+import re
 import sqlite3
 import struct
 import sys
@@ -20,6 +21,7 @@ from importlib.metadata import version
 from typing import Any
 
 import bson
+import orjson
 from bson import Int64, ObjectId
 from bson.binary import STANDARD
 from bson.codec_options import CodecOptions, TypeRegistry
@@ -80,6 +82,35 @@ WRITE_HOOKS = tuple(
     " BEGIN SELECT crm_on_write(NEW.db_name, NEW.coll_name, NEW.storage_key, NEW.document); END"
     for event in ("INSERT", "UPDATE")
 )
+# Each collection's number of documents, kept by the write hooks below in the writing
+# transaction and counted afresh at every start: `count` of a whole collection reads one row.
+COUNTS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS crm_document_counts (db_name TEXT NOT NULL,"
+    " coll_name TEXT NOT NULL, documents INTEGER NOT NULL, PRIMARY KEY (db_name, coll_name))"
+)
+COUNT_ONE = (
+    "INSERT INTO crm_document_counts VALUES (NEW.db_name, NEW.coll_name, 1)"
+    " ON CONFLICT (db_name, coll_name) DO UPDATE SET documents = documents + 1;"
+)
+UNCOUNT_ONE = (
+    "UPDATE crm_document_counts SET documents = documents - 1"
+    " WHERE db_name = OLD.db_name AND coll_name = OLD.coll_name;"
+)
+# An upsert that updates fires the update hooks, not the insert one; a rename moves rows.
+COUNT_HOOKS = (
+    "CREATE TEMP TRIGGER IF NOT EXISTS crm_count_insert AFTER INSERT ON main.documents"
+    f" BEGIN {COUNT_ONE} END",
+    "CREATE TEMP TRIGGER IF NOT EXISTS crm_count_delete AFTER DELETE ON main.documents"
+    f" BEGIN {UNCOUNT_ONE} END",
+    "CREATE TEMP TRIGGER IF NOT EXISTS crm_count_rename AFTER UPDATE OF db_name, coll_name"
+    " ON main.documents WHEN OLD.db_name IS NOT NEW.db_name OR OLD.coll_name IS NOT NEW.coll_name"
+    f" BEGIN {UNCOUNT_ONE} {COUNT_ONE} END",
+)
+RECOUNT = (
+    "DELETE FROM crm_document_counts",
+    "INSERT INTO crm_document_counts SELECT db_name, coll_name, COUNT(*) FROM documents"
+    " GROUP BY db_name, coll_name",
+)
 # Written by a clean start: the scalar index rows were rebuilt by this engine version, which
 # keeps them complete on every write; later starts need not rebuild them.
 MARKER_TABLE = "CREATE TABLE IF NOT EXISTS crm_engine_state (key TEXT PRIMARY KEY, value TEXT)"
@@ -120,6 +151,9 @@ PLAN_COUNTS = 1024
 COUNT_GROUP = {"$group": {"_id": 1, "n": {"$sum": 1}}}
 # Aggregate options a `count` command has no use for; any other option goes along.
 AGGREGATE_ONLY = frozenset({"aggregate", "pipeline", "cursor", "allowDiskUse"})
+# A find's SQL as every read plan starts it; a field name a JSON path may name unquoted.
+SELECT_DOCUMENT = re.compile(r"\s*SELECT\s+(?:documents\.)?document\s")
+PLAIN_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 SORT_SELECTS = {
     "document": "documents.document",
     "storage_key, document": "documents.storage_key, documents.document",
@@ -155,6 +189,8 @@ SHARED_CREATE = {
 # `multikey_flag` among its parameters.
 CATALOG_INSERT = "INSERT INTO indexes ("
 MULTIKEY_FLAG = 18
+# Connections kept open between finds (see ConnectionPool): more than the reads that run at once.
+POOLED_CONNECTIONS = 8
 SHARED_DROP = frozenset(f'DROP INDEX IF EXISTS "{name}"' for name in SHARED_INDEXES.values())
 
 
@@ -166,6 +202,9 @@ class SharedIndexConnection(SQLiteConnection):
     """mongoeco's connection; a logical index's create/drop of a shared physical index
     creates it once / keeps it (its rows are deleted by the same drop); a multikey-capable
     index gets no expression index on `documents`."""
+
+    # Where `close()` puts the connection, for the next user (the engine's own connections).
+    pool: "ConnectionPool | None" = None
 
     def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
         if sql.startswith(("CREATE INDEX ", "DROP INDEX ")):
@@ -180,6 +219,55 @@ class SharedIndexConnection(SQLiteConnection):
             # A multikey-capable index: its expression index, just built, can serve no query.
             super().execute(f"DROP INDEX IF EXISTS {quote(parameters[3])}")
         return cursor
+
+    def close(self) -> None:
+        if self.pool is None or not self.pool.keep(self):
+            super().close()
+
+
+class ConnectionPool:
+    """Connections closed by their user, kept for the next one. mongoeco opens a connection
+    for every find of more than one document and closes it after: each find parsed the schema,
+    installed the write hooks, read the index catalog and started with an empty page cache
+    (3 of a search's 8 ms at 50,000 leads). A kept connection has all of that at hand."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._idle: list[SharedIndexConnection] = []
+        self._lock = threading.Lock()
+        self._open = False
+
+    def open(self) -> None:
+        with self._lock:
+            self._open = True
+
+    def take(self) -> SharedIndexConnection | None:
+        with self._lock:
+            return self._idle.pop() if self._idle else None
+
+    def keep(self, connection: SharedIndexConnection) -> bool:
+        """Whether `connection` was kept (its transaction, if any, rolled back, as closing
+        would): not once the pool is closed or full."""
+        with self._lock:
+            if not self._open or len(self._idle) >= self._size:
+                return False
+        try:
+            connection.rollback()
+        except sqlite3.Error:
+            return False
+        with self._lock:
+            if not self._open or len(self._idle) >= self._size:
+                return False
+            self._idle.append(connection)
+            return True
+
+    def close(self) -> None:
+        """Close every kept connection; from now on a closed connection is closed."""
+        with self._lock:
+            self._open = False
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
 
 
 class EngineVersionMismatch(ConfigError):
@@ -284,6 +372,7 @@ class CrmSQLiteEngine(SQLiteEngine):
         self._flags_lock = threading.Lock()
         # Counts that only choose a plan (never what it returns), kept until the next write.
         self._plan_counts: dict[tuple[object, ...], int] = {}
+        self._pool = ConnectionPool(POOLED_CONNECTIONS)
 
     def _serialize_document(self, document: dict[str, Any]) -> str:
         if self._codec is not DocumentCodec:
@@ -426,12 +515,29 @@ class CrmSQLiteEngine(SQLiteEngine):
     # --- feature flags: kept across writes, re-checked on each written row -------------------
 
     def _create_sqlite_connection(self) -> sqlite3.Connection:
+        kept = self._pool.take()
+        if kept is not None:
+            return kept
         connection = self._connect()
         connection.create_function("crm_on_write", 4, self._on_write)
         self._install_write_hooks(connection)
+        connection.pool = self._pool
         return connection
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect_sync(self) -> None:
+        self._pool.open()
+        super()._connect_sync()
+
+    def _disconnect_sync(self) -> None:
+        super()._disconnect_sync()
+        if self._connection_count == 0:
+            self._pool.close()
+
+    def _abort_failed_connect_sync(self) -> None:
+        super()._abort_failed_connect_sync()
+        self._pool.close()
+
+    def _connect(self) -> SharedIndexConnection:
         """The stock `_create_sqlite_connection`, with SharedIndexConnection."""
         connection = sqlite3.connect(
             self._path, check_same_thread=False, factory=SharedIndexConnection
@@ -523,7 +629,8 @@ class CrmSQLiteEngine(SQLiteEngine):
     def _install_write_hooks(connection: sqlite3.Connection) -> None:
         """On a new file the first connection comes before the tables: hooked again below."""
         if connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'documents'").fetchone():
-            for statement in WRITE_HOOKS:
+            connection.execute(COUNTS_TABLE)
+            for statement in (*WRITE_HOOKS, *COUNT_HOOKS):
                 connection.execute(statement)
 
     def _invalidate_collection_features_cache(
@@ -867,6 +974,10 @@ class CrmSQLiteEngine(SQLiteEngine):
 
     def _backfill_scalar_indexes_sync(self, conn: sqlite3.Connection) -> None:
         self._install_write_hooks(conn)  # the tables exist now
+        # Whatever wrote the file before (another engine, a crash between versions), the
+        # counts start from the documents themselves.
+        for statement in RECOUNT:
+            conn.execute(statement)
         self._share_physical_indexes(conn)
         self._drop_unusable_expression_indexes(conn)
         conn.execute(MARKER_TABLE)
@@ -889,43 +1000,61 @@ class CrmSQLiteEngine(SQLiteEngine):
     def _count_matching_documents_sync(
         self, db_name: str, coll_name: str, semantics: Any, context: Any
     ) -> int:
-        plan = semantics.query_plan
-        values: tuple[Any, ...] = ()
-        if isinstance(plan, EqualsCondition):
-            values = (plan.value,)
-        elif isinstance(plan, InCondition):
-            values = plan.values
-        signatures = [self._scalar_signature(value) for value in values]
-        usable = (
-            values
-            and None not in signatures
-            and semantics.collation is None
-            and semantics.hint is None
-            and not self._dialect_requires_python_fallback(semantics.dialect)
-        )
         with self._lock:
             conn = self._require_connection(context)
             with self._bind_connection(conn), sqlite_read_scope(conn):
-                index = self._field_index(db_name, coll_name, plan.field) if usable else None
-                collection_id = self._lookup_collection_id(conn, db_name, coll_name)
-                if index is not None and collection_id is not None:
-                    matches = " OR ".join("(type_score = ? AND element_key = ?)" for _ in values)
-                    params: list[object] = [collection_id, index["name"]]
-                    for element_type, element_key in (s for s in signatures if s is not None):
-                        params += [self._multikey_type_score(element_type), element_key]
-                    (matched,) = conn.execute(
-                        "SELECT COUNT(*) FROM scalar_index_entries INDEXED BY"
-                        f" {self._quote_identifier(str(index['scalar_physical_name']))}"
-                        f" WHERE collection_id = ? AND index_name = ? AND ({matches})",
-                        params,
-                    ).fetchone()
-        if index is None or collection_id is None:
+                counted = self._counted_from_rows(conn, db_name, coll_name, semantics)
+        if counted is None:
             stock: int = super()._count_matching_documents_sync(
                 db_name, coll_name, semantics, context
             )
             return stock
-        count = max(0, int(matched) - (semantics.skip or 0))
+        count = max(0, counted - (semantics.skip or 0))
         return count if semantics.limit is None else min(count, int(semantics.limit))
+
+    def _counted_from_rows(
+        self, conn: sqlite3.Connection, db_name: str, coll_name: str, semantics: Any
+    ) -> int | None:
+        """The documents a count matches, read from the kept count of the collection (no
+        condition) or from one field's index rows (an equality or `$in` of plain values); None
+        for any other count, and in a collection whose documents expire (a read purges the
+        expired ones first; rows would still count them)."""
+        plan = semantics.query_plan
+        if semantics.hint is not None or any(
+            index.get("expire_after_seconds") is not None
+            for index in self._load_indexes(db_name, coll_name)
+        ):
+            return None
+        if isinstance(plan, MatchAll):
+            row = conn.execute(
+                "SELECT documents FROM crm_document_counts WHERE db_name = ? AND coll_name = ?",
+                (db_name, coll_name),
+            ).fetchone()
+            return 0 if row is None else int(row[0])
+        values = _compared_values(plan) or ()
+        signatures = [self._scalar_signature(value) for value in values]
+        if (
+            not values
+            or None in signatures
+            or semantics.collation is not None
+            or self._dialect_requires_python_fallback(semantics.dialect)
+        ):
+            return None
+        index = self._field_index(db_name, coll_name, plan.field)
+        collection_id = self._lookup_collection_id(conn, db_name, coll_name)
+        if index is None or collection_id is None:
+            return None
+        matches = " OR ".join("(type_score = ? AND element_key = ?)" for _ in values)
+        params: list[object] = [collection_id, index["name"]]
+        for element_type, element_key in (s for s in signatures if s is not None):
+            params += [self._multikey_type_score(element_type), element_key]
+        (matched,) = conn.execute(
+            "SELECT COUNT(*) FROM scalar_index_entries INDEXED BY"
+            f" {self._quote_identifier(str(index['scalar_physical_name']))}"
+            f" WHERE collection_id = ? AND index_name = ? AND ({matches})",
+            params,
+        ).fetchone()
+        return int(matched)
 
     def _scalar_signature(self, value: object) -> tuple[str, str] | None:
         """The index row key of a plain value (None: a value rows cannot answer for)."""
@@ -1151,10 +1280,11 @@ class CrmSQLiteEngine(SQLiteEngine):
         return f"documents.storage_key IN ({marks})", [self._storage_key(v) for v in values]
 
     def _index_lookup(
-        self, db_name: str, coll_name: str, plan: Any
+        self, db_name: str, coll_name: str, plan: Any, *, probe: bool = False
     ) -> tuple[str, list[object]] | None:
         """`{field: v}` / `{field: {$in: […]}}` as the storage keys of the matching index
-        rows, when the field has an index holding one row per document (see _field_index)."""
+        rows, when the field has an index holding one row per document (see _field_index);
+        with `probe`, as one look-up of the index per document (for rows an index walk meets)."""
         values = _compared_values(plan)
         if values is None:
             return None
@@ -1165,16 +1295,47 @@ class CrmSQLiteEngine(SQLiteEngine):
         collection_id = self._lookup_collection_id(self._require_connection(), db_name, coll_name)
         if index is None or collection_id is None:
             return None
-        params: list[object] = [collection_id, index["name"]]
-        for element_type, element_key in (s for s in signatures if s is not None):
-            params += [self._multikey_type_score(element_type), element_key]
-        matches = " OR ".join("(type_score = ? AND element_key = ?)" for _ in values)
-        return (
-            "documents.storage_key IN (SELECT storage_key FROM scalar_index_entries INDEXED BY"
+        keys = [
+            [self._multikey_type_score(element_type), element_key]
+            for element_type, element_key in (s for s in signatures if s is not None)
+        ]
+        rows = (
+            f"FROM scalar_index_entries INDEXED BY"
             f" {self._quote_identifier(str(index['scalar_physical_name']))}"
-            f" WHERE collection_id = ? AND index_name = ? AND ({matches}))",
-            params,
+            " WHERE collection_id = ? AND index_name = ?"
         )
+        if probe:
+            # One exact seek per value (an OR of values inside one probe would read the
+            # whole index range per row).
+            probes = " OR ".join(
+                f"EXISTS (SELECT 1 {rows} AND type_score = ? AND element_key = ?"
+                " AND storage_key = documents.storage_key)"
+                for _ in keys
+            )
+            return probes, [p for key in keys for p in (collection_id, index["name"], *key)]
+        matches = " OR ".join("(type_score = ? AND element_key = ?)" for _ in keys)
+        return (
+            f"documents.storage_key IN (SELECT storage_key {rows} AND ({matches}))",
+            [collection_id, index["name"], *(p for key in keys for p in key)],
+        )
+
+    def _walk_filter(self, db_name: str, coll_name: str, plan: Any) -> tuple[str, list[object]]:
+        """`plan` as the condition on each row an index walk meets (a sorted page): an indexed
+        equality or `$in` of its top-level `$and` probes its index per row, where the `IN` list
+        of _index_lookup would be built whole first (50,000 keys for `convertedToDeal: false`
+        at 50,000 leads, to show 50). Element conditions keep their joint lookup (§17)."""
+        parts = _conjuncts(plan)
+        if any(self._element_groups(db_name, coll_name, part) is not None for part in parts):
+            return self._translate_query_plan_with_multikey(db_name, coll_name, plan)
+        fragments: list[str] = []
+        params: list[object] = []
+        for part in parts:
+            sql, part_params = self._index_lookup(
+                db_name, coll_name, part, probe=True
+            ) or self._translate_query_plan_with_multikey(db_name, coll_name, part)
+            fragments.append(f"({sql})")
+            params += part_params
+        return " AND ".join(fragments) or "1 = 1", params
 
     def _element_groups(
         self, db_name: str, coll_name: str, plan: Any
@@ -1231,13 +1392,14 @@ class CrmSQLiteEngine(SQLiteEngine):
         return selects, params * 2
 
     def _element_lookup(
-        self, db_name: str, coll_name: str, plan: Any
+        self, db_name: str, coll_name: str, plan: Any, *, first: int | None = None
     ) -> tuple[str, list[object]] | None:
         """An element condition (see _element_groups), or an `$and` holding some, as the rows
         of their index instead of stock's per-document EXISTS beside a JSON comparison (a full
         scan). The group with the fewest rows drives: its documents are fetched by key and
         each other group is one probe of the index per document, so a common word (`w:com`)
-        is never read whole."""
+        is never read whole. With `first`, the lookup is the whole plan and stops at its first
+        `first` documents (None when the plan has other conditions)."""
         clauses = plan.clauses if isinstance(plan, AndCondition) else (plan,)
         groups: list[tuple[dict[str, Any], tuple[str, ...]]] = []
         rest: list[Any] = []
@@ -1248,7 +1410,7 @@ class CrmSQLiteEngine(SQLiteEngine):
             else:
                 groups += found
         collection_id = self._lookup_collection_id(self._require_connection(), db_name, coll_name)
-        if not groups or collection_id is None:
+        if not groups or collection_id is None or (first is not None and rest):
             return None
         if len(groups) > 1:
             groups.sort(key=lambda group: self._rows_up_to(collection_id, *group))
@@ -1263,9 +1425,17 @@ class CrmSQLiteEngine(SQLiteEngine):
             params += group_params
         # Intersected on index rows alone: a document is read only once it matches them all.
         intersected = "".join(f" AND ({probe})" for probe in probes)
+        if first is None:
+            driving_keys = f"SELECT driving.storage_key FROM ({' UNION '.join(selects)})"
+        else:
+            # SQLite builds an IN list whole before the query's own LIMIT: the limit goes
+            # inside, and the keys stream in index order (a UNION would sort them all first).
+            driving_keys = (
+                f"SELECT DISTINCT driving.storage_key FROM ({' UNION ALL '.join(selects)})"
+            )
+        within = "" if first is None else f" LIMIT {int(first)}"
         fragments = [
-            "documents.storage_key IN (SELECT driving.storage_key FROM"
-            f" ({' UNION '.join(selects)}) AS driving WHERE 1{intersected})"
+            f"documents.storage_key IN ({driving_keys} AS driving WHERE 1{intersected}{within})"
         ]
         for clause in rest:
             sql, clause_params = self._translate_query_plan_with_multikey(
@@ -1274,6 +1444,46 @@ class CrmSQLiteEngine(SQLiteEngine):
             fragments.append(sql)
             params += clause_params
         return " AND ".join(f"({fragment})" for fragment in fragments), params
+
+    def _build_select_sql(
+        self,
+        db_name: str,
+        coll_name: str,
+        plan: Any,
+        *,
+        select_clause: str,
+        sort: Any = None,
+        skip: int = 0,
+        limit: int | None = None,
+        hint: Any = None,
+        dialect: Any = MONGODB_DIALECT_70,
+    ) -> tuple[str, list[object]]:
+        """An unsorted, limited find that is an element lookup alone (a search's look-up)
+        stops probing at its last document, not at the last document of its rarest key."""
+        lookup = (
+            self._element_lookup(db_name, coll_name, plan, first=skip + limit)
+            if sort is None and hint is None and limit is not None
+            else None
+        )
+        if lookup is None:
+            stock: tuple[str, list[object]] = super()._build_select_sql(
+                db_name,
+                coll_name,
+                plan,
+                select_clause=select_clause,
+                sort=sort,
+                skip=skip,
+                limit=limit,
+                hint=hint,
+                dialect=dialect,
+            )
+            return stock
+        where, params = lookup
+        return (
+            f"SELECT {select_clause} FROM documents WHERE db_name = ? AND coll_name = ?"
+            f" AND ({where}) LIMIT ? OFFSET ?",
+            [db_name, coll_name, *params, limit, skip],
+        )
 
     def _rows_up_to(self, collection_id: int, index: dict[str, Any], group: tuple[str, ...]) -> int:
         """How many index rows hold one of `group`, counted up to ESTIMATE_ROWS."""
@@ -1327,7 +1537,7 @@ class CrmSQLiteEngine(SQLiteEngine):
             )
             return stock
         order = "ASC" if sort[0][1] == 1 else "DESC"
-        where_sql, where_params = self._translate_query_plan_with_multikey(db_name, coll_name, plan)
+        where_sql, where_params = self._walk_filter(db_name, coll_name, plan)
         position = self._cursor_position(db_name, coll_name, plan, sort)
         # A page after a keyset cursor starts the walk at the cursor's row, not at the top.
         after = (
@@ -1429,6 +1639,44 @@ class CrmSQLiteEngine(SQLiteEngine):
             return decoded
         return DocumentCodec.decode(payload, preserve_bson_wrappers=preserve_bson_wrappers)
 
+    def _compile_read_execution_plan(
+        self,
+        db_name: str,
+        coll_name: str,
+        semantics: Any,
+        *,
+        select_clause: str = "document",
+        hint: Any = None,
+    ) -> Any:
+        """A find that leaves out top-level fields (`{activities: 0, searchKeys: 0}`) gets its
+        rows without them from SQLite, which removes them in C: Python parses a lead's 900
+        bytes instead of its 3,200 (38 -> 9 µs a row)."""
+        plan = super()._compile_read_execution_plan(
+            db_name, coll_name, semantics, select_clause=select_clause, hint=hint
+        )
+        removed = _removed_fields(semantics.projection, semantics.dialect)
+        if (
+            removed is None
+            or self._codec is not DocumentCodec
+            or not plan.use_sql
+            or plan.sql is None
+            # Rows filtered in Python need every field; rows sorted in Python, their sort keys.
+            or plan.apply_python_residual
+            or (plan.apply_python_sort and not removed.isdisjoint(_sorted_fields(semantics.sort)))
+        ):
+            return plan
+        selected = SELECT_DOCUMENT.match(plan.sql)
+        if selected is None:
+            return plan
+        paths = ", ".join(f"'$.{name}'" for name in sorted(removed))
+        # SQLite's JSON parser (before 3.42) refuses the NaN and Infinity that Python's json
+        # writes: such a row is read whole, and the projection drops the fields in Python.
+        select = (
+            "SELECT CASE WHEN json_valid(documents.document)"
+            f" THEN json_remove(documents.document, {paths}) ELSE documents.document END "
+        )
+        return dataclasses.replace(plan, sql=select + plan.sql[selected.end() :])
+
     def _project_sql_scan_rows(self, rows: Any, semantics: Any, reader: Any) -> Any:
         """A projection naming top-level fields only: the kept fields are taken from the
         parsed row and only they are decoded (stock: decode the whole document, deep-copy it or
@@ -1442,7 +1690,7 @@ class CrmSQLiteEngine(SQLiteEngine):
             return include_id if name == "_id" else (name in names) is inclusion
 
         def project(payload: str) -> Any:
-            document = json_loads(payload)
+            document = parsed(payload)
             if inclusion and include_id and "_id" in document:
                 document = {"_id": document["_id"], **document}  # MongoDB puts `_id` first
             # Document order, as MongoDB's projections.
@@ -1508,6 +1756,29 @@ def _compared_values(plan: Any) -> tuple[Any, ...] | None:
     if isinstance(plan, InCondition):
         return tuple(plan.values)
     return None
+
+
+def parsed(payload: str) -> Any:
+    """A stored document's JSON, parsed by orjson (a lead: 6 µs, Python's json 15). orjson
+    reads an integer past 64 bits as a float, but none is stored: BSON's integers are 64-bit
+    and the engine refuses others. What orjson refuses goes to Python's json, as stock."""
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return json_loads(payload)
+
+
+def _sorted_fields(sort: Any) -> set[str]:
+    """The top-level fields a sort (`[(path, direction), …]`) reads."""
+    return {str(path).split(".", 1)[0] for path, _ in sort or ()}
+
+
+def _removed_fields(projection: Any, dialect: Any) -> frozenset[str] | None:
+    """The fields an exclusion projection of plain top-level names leaves out, else None."""
+    fields = _top_level_projection(projection, dialect)
+    if fields is None or fields[0] or not all(map(PLAIN_FIELD.match, fields[2])):
+        return None
+    return fields[2]
 
 
 def _top_level_projection(

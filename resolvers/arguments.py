@@ -46,6 +46,12 @@ def selects(info: Info, field_name: str) -> bool:
     return False
 
 
+def shows_items(info: Info) -> bool:
+    """Whether a connection's query shows its items (`edges`, `nodes`, `pageInfo`), not only
+    its `totalCount`."""
+    return any(selects(info, name) for name in ("edges", "nodes", "pageInfo"))
+
+
 def provided(input_object: object | None) -> dict[str, object]:
     """The fields a client gave in an input (omitted ones are UNSET; explicit nulls stay)."""
     if input_object is None:

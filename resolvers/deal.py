@@ -5,14 +5,20 @@ from typing import Annotated
 import strawberry
 
 from models.deal import DealDocument
-from resolvers.arguments import AfterArgument, FirstArgument, LeadIdArgument, provided
+from resolvers.arguments import (
+    AfterArgument,
+    FirstArgument,
+    LeadIdArgument,
+    provided,
+    shows_items,
+)
 from resolvers.context import Info
 from resolvers.permissions import permission_field
 from schema.common import Connection
 from schema.deal import ConvertLeadInput, ConvertLeadPayload, Deal
 from services import deals
 from services.conversion import convert_lead
-from services.pagination import DEFAULT_PAGE_SIZE
+from services.pagination import DEFAULT_PAGE_SIZE, unread_page
 from services.policy import Action
 
 
@@ -45,7 +51,11 @@ class DealQuery:
         after: AfterArgument = None,
     ) -> Connection[Deal]:
         viewer = info.context.user
-        page = await deals.list_deals(viewer, first=first, after=after)
+        page = (
+            await deals.list_deals(viewer, first=first, after=after)
+            if shows_items(info)
+            else unread_page(first, after, deals.DEAL_ORDER)
+        )
         return Connection(
             page=page, order=deals.DEAL_ORDER, count=lambda: deals.count_deals(viewer)
         )

@@ -13,6 +13,7 @@ from resolvers.arguments import (
     LeadIdArgument,
     provided,
     selects,
+    shows_items,
 )
 from resolvers.context import Info
 from resolvers.permissions import permission_field
@@ -31,7 +32,7 @@ from schema.lead import (
 from services import assignment, leads
 from services.deletion import DeletedLead, delete_lead
 from services.leads import LeadOrderField
-from services.pagination import DEFAULT_PAGE_SIZE, Order
+from services.pagination import DEFAULT_PAGE_SIZE, Order, unread_page
 from services.policy import Action
 
 DEFAULT_ORDER = LeadOrder(field=LeadOrderField.CREATED_AT, direction=OrderDirection.DESC)
@@ -84,14 +85,18 @@ class LeadQuery:
             descending=order_by.direction is OrderDirection.DESC,
         )
         viewer = info.context.user
-        page = await leads.list_leads(
-            viewer,
-            first=first,
-            after=after,
-            filters=filters,
-            order=order,
-            with_timeline=selects(info, "activities"),
-            with_counts=selects(info, "activitiesCount"),
+        page = (
+            await leads.list_leads(
+                viewer,
+                first=first,
+                after=after,
+                filters=filters,
+                order=order,
+                with_timeline=selects(info, "activities"),
+                with_counts=selects(info, "activitiesCount"),
+            )
+            if shows_items(info)
+            else unread_page(first, after, order)
         )
         return Connection(page=page, order=order, count=lambda: leads.count_leads(viewer, filters))
 

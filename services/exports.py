@@ -49,6 +49,12 @@ Rows = AsyncGenerator[list[list[object]]]
 Body = AsyncGenerator[bytes]
 # Every lead field, in API order: the default columns.
 EXPORT_FIELDS = tuple(specs(LeadFields))
+# What a stored lead holds besides `_id`: an export reads the exported ones (see _documents).
+STORED_FIELDS = tuple(
+    stored
+    for name in LeadDocument.model_fields
+    if (stored := stored_name(LeadDocument, name)) != "_id"
+)
 
 
 def columns(names: list[str] | None) -> list[str]:
@@ -89,8 +95,14 @@ async def _documents(
     policy.require(viewer, IMPORT_ACTION)
     query = policy.scoped(viewer, lead_query(filters))
     stored = [stored_name(LeadDocument, name) for name in fields]
-    # Exactly the exported fields: `_id` only when it is one of them.
-    projection: dict[str, int] = {"_id": 0, **dict.fromkeys(stored, 1)}
+    # Every other field left out by name (`_id` too, unless exported): the embedded engine
+    # then drops them in SQLite before it parses a row, where naming the kept ones would parse
+    # the whole document, timeline and search keys included (docs/embedded-engine.md §24).
+    projection: dict[str, int] = dict.fromkeys(
+        [name for name in STORED_FIELDS if name not in stored], 0
+    )
+    if "_id" not in stored:
+        projection["_id"] = 0
     direction = -1 if order.descending else 1
     collection = LeadDocument.get_pymongo_collection()
     # Naive UTC datetimes: _iso writes them without a time-zone conversion per cell.

@@ -92,6 +92,15 @@ def check_page_size(first: int) -> None:
         raise BadUserInput([FieldError("first", f"must be between 0 and {MAX_PAGE_SIZE}")])
 
 
+def unread_page(first: int | None, after: str | None, order: Order) -> Page[Any]:
+    """The page of a list whose query shows none of its items, only its count: its arguments
+    checked as `paginate` checks them, no document read."""
+    check_page_size(DEFAULT_PAGE_SIZE if first is None else first)
+    if after is not None:
+        _decode_cursor(after, order)
+    return Page(documents=[], has_next_page=False, has_previous_page=after is not None)
+
+
 async def paginate[D: CrmDocument](
     document: type[D],
     query: Mapping[str, Any],

@@ -38,8 +38,9 @@ MAX_QUERY_LENGTH = 200
 MAX_QUERY_WORDS = 10
 MAX_HITS = 100
 DEFAULT_HITS = 20
-# Leads one key look-up may bring back for ranking: enough to rank a page well, bounded.
-CANDIDATES = 200
+# Leads a duplicate check's look-up may bring back: every lead sharing a key, up to this many
+# (a common name at a big company has many namesakes; the duplicate among them must be found).
+DUPLICATE_CANDIDATES = 200
 # A key that matches more leads than this is shared (a company switchboard, a team inbox):
 # it says nothing about who is the same person, so its rule is dropped.
 MAX_SHARED = 5
@@ -73,6 +74,47 @@ class SearchHit:
 
 
 @dataclass(frozen=True)
+class Match:
+    score: float
+    matched_field: str
+    highlight: str | None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A stored lead as search ranks it: the fields it matches words against."""
+
+    stored: Mapping[str, Any]
+    lead_id: str
+    lead_number: int
+    first_name: str | None
+    last_name: str | None
+    organization: str | None
+    email: str | None
+    mobile: str | None
+    name_key: str | None
+
+    @classmethod
+    def of(cls, stored: Mapping[str, Any]) -> "Candidate":
+        def text(name: str) -> str | None:
+            value = stored.get(name)
+            return None if value is None else str(value)
+
+        number = stored.get("leadNumber")
+        return cls(
+            stored,
+            str(stored["lead_id"]),
+            number if isinstance(number, int) else 0,
+            text("firstName"),
+            text("lastName"),
+            text("organization"),
+            text("email"),
+            text("mobile"),
+            text("nameKey"),
+        )
+
+
+@dataclass(frozen=True)
 class DuplicateCandidate:
     lead: LeadDocument
     score: float
@@ -83,12 +125,22 @@ def _leads() -> Any:
     return LeadDocument.get_pymongo_collection()
 
 
-async def _find(viewer: Viewer, query: Mapping[str, Any], limit: int) -> list[LeadDocument]:
+async def _find_stored(
+    viewer: Viewer, query: Mapping[str, Any], limit: int
+) -> list[dict[str, Any]]:
+    """The stored leads (without their timeline and keys) the query finds in the viewer's scope."""
     cursor = _leads().find(policy.scoped(viewer, dict(query)), WITHOUT_TIMELINE).limit(limit)
-    found = [decode(LeadDocument, raw, "Lead") async for raw in cursor]
-    for lead in found:
-        lead.omit_timeline()
-    return found
+    return [raw async for raw in cursor]
+
+
+def _lead(raw: Mapping[str, Any]) -> LeadDocument:
+    lead = decode(LeadDocument, raw, "Lead")
+    lead.omit_timeline()
+    return lead
+
+
+async def _find(viewer: Viewer, query: Mapping[str, Any], limit: int) -> list[LeadDocument]:
+    return [_lead(raw) for raw in await _find_stored(viewer, query, limit)]
 
 
 async def leads_by_id(viewer: Viewer, lead_ids: Iterable[str]) -> dict[str, LeadDocument]:
@@ -131,24 +183,38 @@ async def search_leads(viewer: Viewer, query: str, first: int) -> list[SearchHit
     """The leads in the viewer's scope that best match `query`, best first."""
     policy.require(viewer, Action.READ)
     terms = _checked_query(query, first)
-    found: dict[str, LeadDocument] = {}
+    found: dict[str, Candidate] = {}
+
+    async def look_up(keys_query: Mapping[str, Any], limit: int) -> None:
+        for raw in await _find_stored(viewer, keys_query, limit):
+            found[raw["lead_id"]] = Candidate.of(raw)
+
     if exact := _exact_keys(query):
-        found |= {lead.lead_id: lead for lead in await _find(viewer, _in(exact), first)}
+        await look_up(_in(exact), first)
+    # Each look-up reads at most `first` leads, so a page of hits costs the same at any size:
+    # where more leads start with the words ("j s"), the hits are the best of the first found.
     if terms:
         # The two longest words drive the look-up (a short word such as "com" or "j" is on
         # most leads: its index list is long); ranking checks every word.
         driving = sorted(dict.fromkeys(terms), key=len, reverse=True)[:2]
-        prefixes = {"searchKeys": {"$all": [WORD + term for term in driving]}}
-        found |= {lead.lead_id: lead for lead in await _find(viewer, prefixes, CANDIDATES)}
+        await look_up({"searchKeys": {"$all": [WORD + term for term in driving]}}, first)
     if len(found) < first and (typos := typo_query(terms)):
         # Only leads not found already: none is read twice, and the look-up's limit goes to
         # new candidates.
         unseen = {"$and": [typos, {"lead_id": {"$nin": list(found)}}]} if found else typos
-        found |= {lead.lead_id: lead for lead in await _find(viewer, unseen, CANDIDATES)}
+        await look_up(unseen, first)
     exact_keys = set(exact)
-    hits = [hit for lead in found.values() if (hit := rank(lead, exact_keys, terms)) is not None]
-    hits.sort(key=lambda hit: (-hit.score, hit.lead.lead_number or 0, hit.lead.lead_id))
-    return hits[:first]
+    ranked = [
+        (match, candidate)
+        for candidate in found.values()
+        if (match := rank(candidate, exact_keys, terms)) is not None
+    ]
+    ranked.sort(key=lambda hit: (-hit[0].score, hit[1].lead_number, hit[1].lead_id))
+    # Only the hits shown are read as leads: the other candidates were ranked on their fields.
+    return [
+        SearchHit(_lead(candidate.stored), match.score, match.matched_field, match.highlight)
+        for match, candidate in ranked[:first]
+    ]
 
 
 def _in(keys: Iterable[str]) -> dict[str, Any]:
@@ -173,7 +239,7 @@ def _typo_keys(word: str) -> list[str]:
     return [TYPO + variant for variant in sorted(normalize.typo_variants(word))]
 
 
-def _fields(lead: LeadDocument) -> list[tuple[str, str]]:
+def _fields(lead: Candidate) -> list[tuple[str, str]]:
     """(GraphQL field, text) pairs search matches words against, in ranking preference."""
     pairs = [
         ("fullName", " ".join(part for part in (lead.first_name, lead.last_name) if part)),
@@ -184,19 +250,19 @@ def _fields(lead: LeadDocument) -> list[tuple[str, str]]:
     return [(name, text) for name, text in pairs if text]
 
 
-def rank(lead: LeadDocument, exact: set[str], terms: Sequence[str]) -> SearchHit | None:
+def rank(lead: Candidate, exact: set[str], terms: Sequence[str]) -> Match | None:
     """How well `lead` matches the query (its exact keys and words, computed once per
     search): its tier's score, the field that matched, a highlight."""
     # A lead's own keys are computed only when the query has keys of their kind.
     emails = normalize.email_keys(lead.email) if _kind_in(exact, EMAIL) and lead.email else []
     if lead.email and exact & {EMAIL + key for key in emails}:
-        return SearchHit(lead, 1.0, "email", _marked(lead.email, None))
+        return Match(1.0, "email", _marked(lead.email, None))
     phones = normalize.phone_keys(lead.mobile) if _kind_in(exact, PHONE) and lead.mobile else []
     if lead.mobile and exact & {PHONE + key for key in phones}:
-        return SearchHit(lead, 1.0, "mobile", _marked(lead.mobile, None))
+        return Match(1.0, "mobile", _marked(lead.mobile, None))
     fields = [(name, text, normalize.words(text)) for name, text in _fields(lead)]
     if NAME + (lead.name_key or "") in exact:
-        return SearchHit(lead, 0.9, "fullName", _marked(fields[0][1], None))
+        return Match(0.9, "fullName", _marked(fields[0][1], None))
     if not terms:
         return None
     best: tuple[float, str, str, list[str]] | None = None
@@ -216,7 +282,7 @@ def rank(lead: LeadDocument, exact: set[str], terms: Sequence[str]) -> SearchHit
     if best is None:
         return None
     score, name, text, words = best
-    return SearchHit(lead, round(score, 3), name, _marked(text, words))
+    return Match(round(score, 3), name, _marked(text, words))
 
 
 def _kind_in(keys: set[str], kind: str) -> bool:
@@ -324,7 +390,7 @@ async def duplicates_of(
     query: dict[str, Any] = _in(wanted)
     if exclude_lead_id is not None:
         query["lead_id"] = {"$ne": exclude_lead_id}
-    candidates = {lead.lead_id: lead for lead in await _find(viewer, query, CANDIDATES)}
+    candidates = {lead.lead_id: lead for lead in await _find(viewer, query, DUPLICATE_CANDIDATES)}
     others = {lead_id: _scalar_keys(lead) for lead_id, lead in candidates.items()}
     return [
         DuplicateCandidate(candidates[lead_id], score, rules)

@@ -362,6 +362,45 @@ async def test_count_documents_counts_like_find(server: Server) -> None:
     assert await collection.count_documents({"status": "a"}, skip=8) == 1
 
 
+async def test_a_whole_collection_is_counted_from_its_kept_count(tmp_path: Path) -> None:
+    """Every way of writing keeps the count exact (in the writing transaction); a count the
+    file holds wrongly (written by another engine) is redone at the next start."""
+    embedded = EmbeddedMongo(tmp_path)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(await embedded.start())
+    database = client["count_test"]
+    collection = database["c"]
+
+    async def counted() -> tuple[int, int]:
+        return await collection.count_documents({}), len(await collection.find({}).to_list())
+
+    await collection.insert_many([{"_id": n} for n in range(10)])
+    with pytest.raises(BulkWriteError):
+        await collection.insert_many([{"_id": 10}, {"_id": 3}, {"_id": 11}])  # stops at 3
+    await collection.insert_one({"_id": 12})
+    await collection.update_one({"_id": 13}, {"$set": {"a": 1}}, upsert=True)  # inserts
+    await collection.update_one({"_id": 13}, {"$set": {"a": 2}}, upsert=True)  # updates
+    await collection.replace_one({"_id": 14}, {"a": 3}, upsert=True)
+    await collection.find_one_and_delete({"_id": 0})
+    await collection.delete_many({"_id": {"$in": [1, 2, 99]}})
+    assert await counted() == (11, 11)
+    assert await collection.count_documents({}, skip=3, limit=5) == 5
+    await collection.drop()
+    assert await collection.count_documents({}) == 0
+    await collection.insert_many([{"_id": n} for n in range(4)])
+    await client.close()
+    await embedded.stop()
+
+    with sqlite3.connect(embedded.path) as conn:
+        conn.execute("UPDATE crm_document_counts SET documents = 99")
+    conn.close()
+    embedded = EmbeddedMongo(tmp_path)
+    client = AsyncMongoClient(await embedded.start())
+    collection = client["count_test"]["c"]
+    assert await counted() == (4, 4)
+    await client.close()
+    await embedded.stop()
+
+
 # --- files from other engine versions ------------------------------------------------------
 
 
@@ -712,6 +751,82 @@ async def test_the_rarest_element_drives_and_the_common_one_is_probed(
     assert "'rare'" in driving, select
     assert "'common'" not in driving, select
     assert full_scans(server.path, traced) == []
+
+
+async def test_a_limited_lookup_stops_at_its_last_document(
+    server: Server, traced: list[str]
+) -> None:
+    collection = server.collection()
+    await collection.create_index("keys")
+    await collection.insert_many(
+        [{"_id": n, "n": n, "keys": ["common", "half" if n % 2 else "other"]} for n in range(400)]
+    )
+    query = {"keys": {"$all": ["common", "half"]}}
+    every = await collection.find(query).to_list()
+    assert len(every) == 200
+    TracedEngine.tracing = True
+    pages = [await collection.find(query).skip(skip).limit(7).to_list() for skip in (0, 7, 195)]
+    TracedEngine.tracing = False
+
+    # The pages of the unlimited find, in its order; the last one short.
+    assert pages == [every[0:7], every[7:14], every[195:200]]
+    limited = [statement for statement in traced if "AS driving" in statement]
+    assert [re.findall(r"LIMIT (\d+)\)", statement) for statement in limited] == [
+        ["7"],
+        ["14"],
+        ["202"],
+    ]
+    # A document holding two of an `$in`'s values counts once: paging by skip and limit goes
+    # through every match exactly once.
+    either = {"keys": {"$in": ["half", "other", "common"]}}
+    paged = [
+        document["_id"]
+        for skip in range(0, 400, 30)
+        for document in await collection.find(either).skip(skip).limit(30).to_list()
+    ]
+    assert sorted(paged) == list(range(400))
+    # With a condition outside the lookup, or a sort, the limit stays outside (still right).
+    narrowed = await collection.find({**query, "n": {"$lt": 100}}).limit(7).to_list()
+    assert narrowed == [document for document in every if document["n"] < 100][:7]
+    newest = await collection.find(query).sort("n", DESCENDING).limit(3).to_list()
+    assert [document["n"] for document in newest] == [399, 397, 395]
+
+
+async def test_a_sorted_page_probes_its_filter_s_index_per_row(
+    server: Server, traced: list[str]
+) -> None:
+    collection = server.collection()
+    await collection.create_index("n")
+    await collection.create_index("flag")
+    documents = [{"_id": n, "n": n, "flag": n % 50 != 0, "kind": n % 3} for n in range(600)]
+    await collection.insert_many(documents)
+    for query in ({"flag": False}, {"flag": True}, {"flag": {"$in": [False, None]}, "kind": 1}):
+        TracedEngine.tracing = True
+        page = await collection.find(query).sort("n", DESCENDING).limit(7).to_list()
+        TracedEngine.tracing = False
+        expected = sorted((d for d in documents if plain_match(d, query)), key=lambda d: -d["n"])[
+            :7
+        ]
+        assert page == expected, query
+    # The filter's index is sought for each row the walk meets, value by value: never a list
+    # of every matching key (most documents hold `flag: true`), never a scan of its rows.
+    (walk,) = [s for s in traced if "ORDER BY scalar_index_entries" in s]
+    assert "storage_key = documents.storage_key" in walk
+    with sqlite3.connect(server.path) as conn:
+        plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {walk}")]
+    conn.close()
+    probes = [step for step in plan if "SEARCH scalar_index_entries" in step][1:]
+    assert probes, plan
+    assert all("storage_key=?" in step for step in probes), plan
+
+
+def plain_match(document: dict[str, Any], query: dict[str, Any]) -> bool:
+    """MongoDB's match of plain top-level equalities and `$in` (a missing field is null)."""
+    for field, condition in query.items():
+        wanted = condition["$in"] if isinstance(condition, dict) else [condition]
+        if document.get(field) not in wanted:
+            return False
+    return True
 
 
 # --- one physical index per index-row table ------------------------------------------------
@@ -1145,6 +1260,87 @@ async def test_find_batches_and_projections_read_back_what_was_written(server: S
     assert (await collection.find_one({"n": 3}, {"nested.a": 1}) or {})["nested"] == {
         "a": READ_BACK["nested"]["a"]
     }
+
+
+async def test_fields_left_out_are_removed_before_a_row_is_parsed(
+    server: Server, traced: list[str]
+) -> None:
+    collection = server.collection()
+    written = [{"_id": n, "n": n, **READ_BACK, "big": Int64(2**63 - 1)} for n in range(5)]
+    await collection.insert_many(written)
+    left_out = {"array": 0, "nested": 0, "n": 0}
+
+    TracedEngine.tracing = True
+    found = await collection.find({}, left_out, batch_size=2).to_list()
+    TracedEngine.tracing = False
+    assert any("json_remove(" in statement for statement in traced)
+    for document, original in zip(found, written, strict=True):
+        kept = {name: value for name, value in original.items() if name not in left_out}
+        assert list(document) == list(kept)  # the document's order, `_id` first
+        assert document == kept
+        assert all(type(document[name]) is type(value) for name, value in kept.items())
+    # Sorted or filtered by a field it leaves out: by the stored value all the same.
+    by_n = await collection.find({"n": {"$gte": 1}}, left_out).sort("n", DESCENDING).to_list()
+    assert [document["_id"] for document in by_n] == [4, 3, 2, 1]
+    assert all("n" not in document for document in by_n)
+
+
+async def test_a_document_sqlite_cannot_parse_is_read_whole(tmp_path: Path) -> None:
+    """Python writes NaN and Infinity, which SQLite's JSON parser refuses before 3.42: the
+    fields such a document leaves out are dropped in Python. (On a file with an expression
+    index SQLite refuses to store it at all: upstream, as on the stock engine.)"""
+    embedded = EmbeddedMongo(tmp_path)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(await embedded.start())
+    collection = client["nan_test"]["c"]
+    odd = {"_id": 2, "nan": float("nan"), "infinity": float("-inf"), "gone": [1, 2]}
+    await collection.insert_many([{"_id": 1, "gone": [1]}, odd])
+    found = await collection.find({}, {"gone": 0}).to_list()
+    await client.close()
+    await embedded.stop()
+    assert found[0] == {"_id": 1}
+    assert list(found[1]) == ["_id", "nan", "infinity"]
+    assert found[1]["nan"] != found[1]["nan"]
+    assert found[1]["infinity"] == float("-inf")
+
+
+async def test_finds_reuse_the_engine_s_connections(tmp_path: Path) -> None:
+    """A find of many documents takes a kept connection (parsed schema, warm page cache); it
+    still reads what was written since, holds no read transaction once done, and the kept
+    connections close with the engine."""
+    engines: list[CrmSQLiteEngine] = []
+
+    class Opening(CrmSQLiteEngine):
+        opened = 0
+
+        def __init__(self, path: str = ":memory:", **options: Any) -> None:
+            super().__init__(path, **options)
+            engines.append(self)
+
+        def _connect(self) -> adapted.SharedIndexConnection:
+            Opening.opened += 1
+            return super()._connect()
+
+    embedded = EmbeddedMongo(tmp_path, engine=Opening)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(await embedded.start())
+    collection = client["pool_test"]["c"]
+    await collection.insert_many([{"_id": n} for n in range(10)])
+    await collection.find({}).to_list()
+    opened = Opening.opened
+    for n in range(10, 30):
+        await collection.insert_one({"_id": n})
+        assert len(await collection.find({}).to_list()) == n + 1
+    assert Opening.opened == opened
+    with sqlite3.connect(embedded.path, timeout=0) as probe:
+        (busy, _, _) = probe.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    assert not busy
+    kept = list(engines[0]._pool._idle)
+    assert kept
+    await client.close()
+    await embedded.stop()
+    assert not engines[0]._pool._idle
+    for connection in kept:
+        with pytest.raises(sqlite3.ProgrammingError):
+            connection.execute("SELECT 1")
 
 
 # --- find cursors read batch by batch ----------------------------------------------------

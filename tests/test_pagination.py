@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
+from models.database import CommandCounter
 from models.lead import LeadDocument
 from services.migration import migrate
 from tests.conftest import GraphQLClient
@@ -235,6 +236,21 @@ async def test_first_zero_counts_without_returning_leads(gql: GraphQLClient) -> 
     assert connection["edges"] == []
     assert connection["totalCount"] == 3
     assert connection["pageInfo"]["hasNextPage"] is True
+
+
+async def test_a_count_alone_reads_no_lead_and_checks_its_arguments(
+    gql: GraphQLClient, commands: CommandCounter
+) -> None:
+    await store(lead(1), lead(2), lead(3))
+    count = (
+        "query($first: Int, $after: String) { leads(first: $first, after: $after) { totalCount } }"
+    )
+
+    commands.reset()
+    assert (await gql(count, {"first": 0}))["leads"]["totalCount"] == 3
+    assert "find" not in commands.names  # only the count; no page of leads
+    assert bad_fields(await gql.errors(count, {"first": 101})) == ["first"]
+    assert bad_fields(await gql.errors(count, {"after": "not-a-cursor"})) == ["after"]
 
 
 async def test_null_first_and_order_by_mean_the_defaults(gql: GraphQLClient) -> None:
