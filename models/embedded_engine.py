@@ -1466,16 +1466,9 @@ class CrmSQLiteEngine(SQLiteEngine):
             else None
         )
         if lookup is None:
+            options = {"sort": sort, "skip": skip, "limit": limit, "hint": hint}
             stock: tuple[str, list[object]] = super()._build_select_sql(
-                db_name,
-                coll_name,
-                plan,
-                select_clause=select_clause,
-                sort=sort,
-                skip=skip,
-                limit=limit,
-                hint=hint,
-                dialect=dialect,
+                db_name, coll_name, plan, select_clause=select_clause, dialect=dialect, **options
             )
             return stock
         where, params = lookup
