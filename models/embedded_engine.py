@@ -1280,11 +1280,12 @@ class CrmSQLiteEngine(SQLiteEngine):
         return f"documents.storage_key IN ({marks})", [self._storage_key(v) for v in values]
 
     def _index_lookup(
-        self, db_name: str, coll_name: str, plan: Any, *, probe: bool = False
+        self, db_name: str, coll_name: str, plan: Any, *, probe: str | None = None
     ) -> tuple[str, list[object]] | None:
         """`{field: v}` / `{field: {$in: […]}}` as the storage keys of the matching index
         rows, when the field has an index holding one row per document (see _field_index);
-        with `probe`, as one look-up of the index per document (for rows an index walk meets)."""
+        with `probe` (a storage key column), as one look-up of the index per row (the rows an
+        index walk meets, or an element look-up's candidates)."""
         values = _compared_values(plan)
         if values is None:
             return None
@@ -1304,12 +1305,12 @@ class CrmSQLiteEngine(SQLiteEngine):
             f" {self._quote_identifier(str(index['scalar_physical_name']))}"
             " WHERE collection_id = ? AND index_name = ?"
         )
-        if probe:
+        if probe is not None:
             # One exact seek per value (an OR of values inside one probe would read the
             # whole index range per row).
             probes = " OR ".join(
                 f"EXISTS (SELECT 1 {rows} AND type_score = ? AND element_key = ?"
-                " AND storage_key = documents.storage_key)"
+                f" AND storage_key = {probe})"
                 for _ in keys
             )
             return probes, [p for key in keys for p in (collection_id, index["name"], *key)]
@@ -1331,7 +1332,7 @@ class CrmSQLiteEngine(SQLiteEngine):
         params: list[object] = []
         for part in parts:
             sql, part_params = self._index_lookup(
-                db_name, coll_name, part, probe=True
+                db_name, coll_name, part, probe="documents.storage_key"
             ) or self._translate_query_plan_with_multikey(db_name, coll_name, part)
             fragments.append(f"({sql})")
             params += part_params
@@ -1398,19 +1399,29 @@ class CrmSQLiteEngine(SQLiteEngine):
         of their index instead of stock's per-document EXISTS beside a JSON comparison (a full
         scan). The group with the fewest rows drives: its documents are fetched by key and
         each other group is one probe of the index per document, so a common word (`w:com`)
-        is never read whole. With `first`, the lookup is the whole plan and stops at its first
-        `first` documents (None when the plan has other conditions)."""
-        clauses = plan.clauses if isinstance(plan, AndCondition) else (plan,)
+        is never read whole. An equality on a field with a single-field index beside them, in
+        any nested `$and`, is probed the same way. With `first`, the lookup is the whole plan
+        and stops at its first `first` documents (None when the plan has other conditions)."""
         groups: list[tuple[dict[str, Any], tuple[str, ...]]] = []
-        rest: list[Any] = []
-        for clause in clauses:
+        others: list[Any] = []
+        for clause in _conjuncts(plan):
             found = self._element_groups(db_name, coll_name, clause)
             if found is None:
-                rest.append(clause)
+                others.append(clause)
             else:
                 groups += found
         collection_id = self._lookup_collection_id(self._require_connection(), db_name, coll_name)
-        if not groups or collection_id is None or (first is not None and rest):
+        if not groups or collection_id is None:
+            return None
+        indexed: list[tuple[str, list[object]]] = []
+        rest: list[Any] = []
+        for clause in others:
+            probe = self._index_lookup(db_name, coll_name, clause, probe="driving.storage_key")
+            if probe is None:
+                rest.append(clause)
+            else:
+                indexed.append(probe)
+        if first is not None and rest:
             return None
         if len(groups) > 1:
             groups.sort(key=lambda group: self._rows_up_to(collection_id, *group))
@@ -1423,6 +1434,9 @@ class CrmSQLiteEngine(SQLiteEngine):
             )
             probes.append(" OR ".join(f"EXISTS ({select})" for select in probe_selects))
             params += group_params
+        for probe_sql, probe_params in indexed:
+            probes.append(probe_sql)
+            params += probe_params
         # Intersected on index rows alone: a document is read only once it matches them all.
         intersected = "".join(f" AND ({probe})" for probe in probes)
         if first is None:

@@ -785,11 +785,23 @@ async def test_a_limited_lookup_stops_at_its_last_document(
         for document in await collection.find(either).skip(skip).limit(30).to_list()
     ]
     assert sorted(paged) == list(range(400))
-    # With a condition outside the lookup, or a sort, the limit stays outside (still right).
+    # With an unindexed condition beside the lookup, or a sort, the limit stays outside.
     narrowed = await collection.find({**query, "n": {"$lt": 100}}).limit(7).to_list()
     assert narrowed == [document for document in every if document["n"] < 100][:7]
     newest = await collection.find(query).sort("n", DESCENDING).limit(3).to_list()
     assert [document["n"] for document in newest] == [399, 397, 395]
+    # An equality on a single-field index beside the look-up (the search nested in its own
+    # `$and`, as a scoped query has it) is probed inside it: the limit still goes inside.
+    await collection.create_index("owner")
+    await collection.update_many({"n": {"$lt": 150}}, {"$set": {"owner": "a"}})
+    scoped = {"$and": [{"owner": "a"}, {"$and": [{"keys": "common"}, {"keys": "half"}]}]}
+    traced.clear()
+    TracedEngine.tracing = True
+    owned = await collection.find(scoped).limit(7).to_list()
+    TracedEngine.tracing = False
+    assert [d["_id"] for d in owned] == [d["_id"] for d in every if d["n"] < 150][:7]
+    (lookup,) = [statement for statement in traced if "AS driving" in statement]
+    assert re.findall(r"LIMIT (\d+)\)", lookup) == ["7"]
 
 
 async def test_a_sorted_page_probes_its_filter_s_index_per_row(
