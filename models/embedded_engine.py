@@ -1020,39 +1020,28 @@ class CrmSQLiteEngine(SQLiteEngine):
         for any other count, and in a collection whose documents expire (a read purges the
         expired ones first; rows would still count them)."""
         plan = semantics.query_plan
-        if semantics.hint is not None or any(
-            index.get("expire_after_seconds") is not None
-            for index in self._load_indexes(db_name, coll_name)
-        ):
+        if semantics.hint is not None:
             return None
         if isinstance(plan, MatchAll):
+            if self._expires(db_name, coll_name):
+                return None
             row = conn.execute(
                 "SELECT documents FROM crm_document_counts WHERE db_name = ? AND coll_name = ?",
                 (db_name, coll_name),
             ).fetchone()
             return 0 if row is None else int(row[0])
-        values = _compared_values(plan) or ()
-        signatures = [self._scalar_signature(value) for value in values]
-        if (
-            not values
-            or None in signatures
-            or semantics.collation is not None
-            or self._dialect_requires_python_fallback(semantics.dialect)
+        if semantics.collation is not None or self._dialect_requires_python_fallback(
+            semantics.dialect
         ):
             return None
-        index = self._field_index(db_name, coll_name, plan.field)
-        collection_id = self._lookup_collection_id(conn, db_name, coll_name)
-        if index is None or collection_id is None:
+        found = self._value_rows(db_name, coll_name, plan)
+        if found is None:
             return None
-        matches = " OR ".join("(type_score = ? AND element_key = ?)" for _ in values)
-        params: list[object] = [collection_id, index["name"]]
-        for element_type, element_key in (s for s in signatures if s is not None):
-            params += [self._multikey_type_score(element_type), element_key]
+        rows, params, keys = found
+        matches = " OR ".join("(type_score = ? AND element_key = ?)" for _ in keys)
         (matched,) = conn.execute(
-            "SELECT COUNT(*) FROM scalar_index_entries INDEXED BY"
-            f" {self._quote_identifier(str(index['scalar_physical_name']))}"
-            f" WHERE collection_id = ? AND index_name = ? AND ({matches})",
-            params,
+            f"SELECT COUNT(*) {rows} AND ({matches})",
+            [*params, *(part for key in keys for part in key)],
         ).fetchone()
         return int(matched)
 
@@ -1116,13 +1105,20 @@ class CrmSQLiteEngine(SQLiteEngine):
         )
         return contains
 
+    def _expires(self, db_name: str, coll_name: str) -> bool:
+        """Whether the collection has a TTL index (a read purges its expired documents)."""
+        return any(
+            index.get("expire_after_seconds") is not None
+            for index in self._load_indexes(db_name, coll_name)
+        )
+
     def _field_index(self, db_name: str, coll_name: str, field: str) -> dict[str, Any] | None:
         """A single-field index holding exactly one row, in MongoDB's order, per document."""
         if field == "_id" or "." in field:
             return None
-        indexes = self._load_indexes(db_name, coll_name)
-        if any(index.get("expire_after_seconds") is not None for index in indexes):
+        if self._expires(db_name, coll_name):
             return None  # TTL: the stock path purges expired documents first
+        indexes = self._load_indexes(db_name, coll_name)
         index = next(
             (
                 index
@@ -1279,32 +1275,43 @@ class CrmSQLiteEngine(SQLiteEngine):
         marks = ", ".join("?" for _ in values)
         return f"documents.storage_key IN ({marks})", [self._storage_key(v) for v in values]
 
-    def _index_lookup(
-        self, db_name: str, coll_name: str, plan: Any, *, probe: str | None = None
-    ) -> tuple[str, list[object]] | None:
-        """`{field: v}` / `{field: {$in: […]}}` as the storage keys of the matching index
-        rows, when the field has an index holding one row per document (see _field_index);
-        with `probe` (a storage key column), as one look-up of the index per row (the rows an
-        index walk meets, or an element look-up's candidates)."""
+    def _value_rows(
+        self, db_name: str, coll_name: str, plan: Any
+    ) -> tuple[str, list[object], list[tuple[int, str]]] | None:
+        """`{field: v}` / `{field: {$in: […]}}` of plain values on a field whose index holds one
+        row per document (see _field_index): the `FROM … WHERE` of that index's rows and its
+        parameters, and each value's (type score, element key)."""
         values = _compared_values(plan)
-        if values is None:
+        if not values:
             return None
         signatures = [self._scalar_signature(value) for value in values]
-        if not values or None in signatures:
+        if None in signatures:
             return None
         index = self._field_index(db_name, coll_name, plan.field)
         collection_id = self._lookup_collection_id(self._require_connection(), db_name, coll_name)
         if index is None or collection_id is None:
             return None
-        keys = [
-            [self._multikey_type_score(element_type), element_key]
-            for element_type, element_key in (s for s in signatures if s is not None)
-        ]
         rows = (
             f"FROM scalar_index_entries INDEXED BY"
             f" {self._quote_identifier(str(index['scalar_physical_name']))}"
             " WHERE collection_id = ? AND index_name = ?"
         )
+        keys = [
+            (self._multikey_type_score(element_type), element_key)
+            for element_type, element_key in (s for s in signatures if s is not None)
+        ]
+        return rows, [collection_id, index["name"]], keys
+
+    def _index_lookup(
+        self, db_name: str, coll_name: str, plan: Any, *, probe: str | None = None
+    ) -> tuple[str, list[object]] | None:
+        """`{field: v}` / `{field: {$in: […]}}` (see _value_rows) as the storage keys of the
+        matching index rows; with `probe` (a storage key column), as one look-up of the index
+        per row (the rows an index walk meets, or an element look-up's candidates)."""
+        found = self._value_rows(db_name, coll_name, plan)
+        if found is None:
+            return None
+        rows, params, keys = found
         if probe is not None:
             # One exact seek per value (an OR of values inside one probe would read the
             # whole index range per row).
@@ -1313,11 +1320,11 @@ class CrmSQLiteEngine(SQLiteEngine):
                 f" AND storage_key = {probe})"
                 for _ in keys
             )
-            return probes, [p for key in keys for p in (collection_id, index["name"], *key)]
+            return probes, [part for key in keys for part in (*params, *key)]
         matches = " OR ".join("(type_score = ? AND element_key = ?)" for _ in keys)
         return (
             f"documents.storage_key IN (SELECT storage_key {rows} AND ({matches}))",
-            [collection_id, index["name"], *(p for key in keys for p in key)],
+            [*params, *(part for key in keys for part in key)],
         )
 
     def _walk_filter(self, db_name: str, coll_name: str, plan: Any) -> tuple[str, list[object]]:

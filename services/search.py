@@ -13,7 +13,7 @@ trigram similarity).
 import html
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from models.lead import LeadDocument
@@ -66,18 +66,17 @@ HIGHLIGHT_OPEN, HIGHLIGHT_CLOSE = "<mark>", "</mark>"
 
 
 @dataclass(frozen=True)
-class SearchHit:
-    lead: LeadDocument
+class Match:
+    """How a lead matched a query: its tier's score, the field, a highlight."""
+
     score: float
     matched_field: str
     highlight: str | None
 
 
 @dataclass(frozen=True)
-class Match:
-    score: float
-    matched_field: str
-    highlight: str | None
+class SearchHit(Match):
+    lead: LeadDocument
 
 
 @dataclass(frozen=True)
@@ -212,7 +211,7 @@ async def search_leads(viewer: Viewer, query: str, first: int) -> list[SearchHit
     ranked.sort(key=lambda hit: (-hit[0].score, hit[1].lead_number, hit[1].lead_id))
     # Only the hits shown are read as leads: the other candidates were ranked on their fields.
     return [
-        SearchHit(_lead(candidate.stored), match.score, match.matched_field, match.highlight)
+        SearchHit(**asdict(match), lead=_lead(candidate.stored))
         for match, candidate in ranked[:first]
     ]
 
