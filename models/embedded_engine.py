@@ -9,6 +9,7 @@ why it is safe and how it could go upstream: docs/embedded-engine.md.
 import asyncio
 import dataclasses
 import json
+import math
 import re
 import sqlite3
 import struct
@@ -17,6 +18,8 @@ import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
+from copy import deepcopy
+from datetime import datetime
 from importlib.metadata import version
 from typing import Any
 
@@ -30,6 +33,8 @@ from mongoeco.api._async._active_operations import track_active_operation
 from mongoeco.api._async.database_commands import _record_command_profile_event
 from mongoeco.api.operations import UpdateOperation
 from mongoeco.compat import MONGODB_DIALECT_70
+from mongoeco.core import projections
+from mongoeco.core.aggregation import array_string_expressions, transform_stages
 from mongoeco.core.bson_scalars import is_bson_numeric, validate_bson_value
 from mongoeco.core.codec import DocumentCodec, _InternalBsonArray, _InternalBsonDocument
 from mongoeco.core.error_documents import error_message
@@ -50,6 +55,9 @@ from mongoeco.core.query_plan import (
     OrCondition,
     TypeCondition,
 )
+from mongoeco.engines import _sqlite_modify_ops
+from mongoeco.engines import results as engine_results
+from mongoeco.engines import sqlite as engine_sqlite
 from mongoeco.engines._sqlite_connection import SQLiteConnection, sqlite_read_scope
 from mongoeco.engines._sqlite_reader import _serialized_document_size_estimate
 from mongoeco.engines.results import DeleteOutcome, InsertOutcome, MergeOutcome, MutationOutcome
@@ -144,6 +152,9 @@ FEW = 100
 # An element lookup's groups are ordered by their index rows counted up to this many: the
 # smallest drives (see _element_lookup).
 ESTIMATE_ROWS = 500
+# A sorted walk's element groups are counted up to this many times the rows the walk may
+# meet (see _walk_meets_elements).
+WALK_COUNT = 4
 # The tagged types of a Decimal128 value (mongoeco's three spellings).
 DECIMAL_TAGS = ("decimal", "decimal128", "decimal128_public")
 # At most this many plan-choosing counts are kept between writes.
@@ -334,6 +345,40 @@ def encode_document(document: Any) -> Any:
     return encode_validated(document)
 
 
+# --- copies: a document copied as data ------------------------------------------------------
+
+# Immutable values: a copy shares them, as `deepcopy` shares a str or an int.
+SHARED_VALUES = frozenset(
+    {str, int, float, bool, type(None), bytes, datetime, ObjectId, EngineObjectId}
+)
+# Where the engine copies whole documents on every write: the update's working copy, the
+# before and after images (copied again by each result's __post_init__), find's projection,
+# the aggregation stages of lists ($set, $unset, $project) and of the timeline's update
+# ($concatArrays).
+DOCUMENT_COPYING_MODULES = (
+    _sqlite_modify_ops,
+    engine_results,
+    engine_sqlite,
+    projections,
+    transform_stages,
+    array_string_expressions,
+)
+
+
+def document_copy(value: Any) -> Any:
+    """`copy.deepcopy(value)` for BSON data, ~4x faster: exact dicts and lists are copied,
+    immutable scalars shared, any other value deep-copied. A BSON document is a tree (no
+    cycles, nothing shared), so deepcopy's memo has nothing to keep."""
+    kind = type(value)
+    if kind is dict:
+        return {key: document_copy(item) for key, item in value.items()}
+    if kind is list:
+        return [document_copy(item) for item in value]
+    if kind in SHARED_VALUES:
+        return value
+    return deepcopy(value)
+
+
 def internal_document(document: dict[str, Any]) -> Any:
     """`DocumentCodec.to_internal(document)` with `encode_document`."""
     return DocumentCodec.mark_internal(
@@ -358,6 +403,8 @@ class CrmSQLiteEngine(SQLiteEngine):
 
     def __init__(self, path: str = ":memory:", **options: Any) -> None:
         super().__init__(path, **options)
+        for module in DOCUMENT_COPYING_MODULES:  # each imported `deepcopy` from copy
+            module.deepcopy = document_copy  # type: ignore[attr-defined]
         self._canonical_id_keys: set[tuple[str, str]] = set()
         probe = self._serialize_document({"_id": ObjectId()})
         self._object_id_class: type = type(self._deserialize_document(probe)["_id"])
@@ -1012,6 +1059,20 @@ class CrmSQLiteEngine(SQLiteEngine):
         count = max(0, counted - (semantics.skip or 0))
         return count if semantics.limit is None else min(count, int(semantics.limit))
 
+    def _kept_count(
+        self, db_name: str, coll_name: str, conn: sqlite3.Connection | None = None
+    ) -> int:
+        """The collection's documents, from the count its write hooks keep (§27)."""
+        row = (
+            (conn or self._require_connection())
+            .execute(
+                "SELECT documents FROM crm_document_counts WHERE db_name = ? AND coll_name = ?",
+                (db_name, coll_name),
+            )
+            .fetchone()
+        )
+        return 0 if row is None else int(row[0])
+
     def _counted_from_rows(
         self, conn: sqlite3.Connection, db_name: str, coll_name: str, semantics: Any
     ) -> int | None:
@@ -1025,11 +1086,7 @@ class CrmSQLiteEngine(SQLiteEngine):
         if isinstance(plan, MatchAll):
             if self._expires(db_name, coll_name):
                 return None
-            row = conn.execute(
-                "SELECT documents FROM crm_document_counts WHERE db_name = ? AND coll_name = ?",
-                (db_name, coll_name),
-            ).fetchone()
-            return 0 if row is None else int(row[0])
+            return self._kept_count(db_name, coll_name, conn)
         if semantics.collation is not None or self._dialect_requires_python_fallback(
             semantics.dialect
         ):
@@ -1327,23 +1384,66 @@ class CrmSQLiteEngine(SQLiteEngine):
             [*params, *(part for key in keys for part in key)],
         )
 
-    def _walk_filter(self, db_name: str, coll_name: str, plan: Any) -> tuple[str, list[object]]:
-        """`plan` as the condition on each row an index walk meets (a sorted page): an indexed
-        equality or `$in` of its top-level `$and` probes its index per row, where the `IN` list
-        of _index_lookup would be built whole first (50,000 keys for `convertedToDeal: false`
-        at 50,000 leads, to show 50). Element conditions keep their joint lookup (§17)."""
-        parts = _conjuncts(plan)
-        if any(self._element_groups(db_name, coll_name, part) is not None for part in parts):
+    def _walk_filter(
+        self, db_name: str, coll_name: str, plan: Any, wanted: int | None
+    ) -> tuple[str, list[object]]:
+        """`plan` as the condition on each row an index walk meets (a sorted page of `wanted`
+        documents): an indexed equality or `$in` of its top-level `$and` probes its index per
+        row, where the `IN` list of _index_lookup would be built whole first (50,000 keys for
+        `convertedToDeal: false` at 50,000 leads, to show 50). Element conditions are probed
+        per row too when their matches are common (_walk_meets_elements), else they keep
+        their joint lookup (§17)."""
+        parts = [
+            (part, self._element_groups(db_name, coll_name, part)) for part in _conjuncts(plan)
+        ]
+        groups = [group for _, found in parts if found is not None for group in found]
+        collection_id = self._lookup_collection_id(self._require_connection(), db_name, coll_name)
+        if groups and (
+            collection_id is None
+            or not self._walk_meets_elements(db_name, coll_name, collection_id, groups, wanted)
+        ):
             return self._translate_query_plan_with_multikey(db_name, coll_name, plan)
         fragments: list[str] = []
         params: list[object] = []
-        for part in parts:
+        for part, found in parts:
+            if found is not None and collection_id is not None:
+                for index, group in found:
+                    sql, part_params = self._element_probe(
+                        collection_id, index, group, "documents.storage_key"
+                    )
+                    fragments.append(f"({sql})")
+                    params += part_params
+                continue
             sql, part_params = self._index_lookup(
                 db_name, coll_name, part, probe="documents.storage_key"
             ) or self._translate_query_plan_with_multikey(db_name, coll_name, part)
             fragments.append(f"({sql})")
             params += part_params
         return " AND ".join(fragments) or "1 = 1", params
+
+    def _walk_meets_elements(
+        self,
+        db_name: str,
+        coll_name: str,
+        collection_id: int,
+        groups: list[tuple[dict[str, Any], tuple[str, ...]]],
+        wanted: int | None,
+    ) -> bool:
+        """Whether a sorted walk that probes the element `groups` row by row reads fewer rows
+        than their joint lookup: with `matches` spread over `size` documents it meets `wanted`
+        of them in about size * wanted / matches rows, where the lookup reads at least
+        `matches` rows, so it walks when matches > sqrt(size * wanted). Matches are estimated
+        as if the groups were independent (size * the product of rows / size), each group's
+        rows counted up to WALK_COUNT times that bound: the estimate errs low, toward the
+        lookup, the plan of every rarer match."""
+        size = self._kept_count(db_name, coll_name)
+        if not size or wanted is None:
+            return False
+        bound = math.isqrt(size * wanted)
+        estimate = float(size)
+        for index, group in groups:
+            estimate *= self._rows_up_to(collection_id, index, group, WALK_COUNT * bound) / size
+        return estimate >= bound
 
     def _element_groups(
         self, db_name: str, coll_name: str, plan: Any
@@ -1399,6 +1499,16 @@ class CrmSQLiteEngine(SQLiteEngine):
         ]
         return selects, params * 2
 
+    def _element_probe(
+        self, collection_id: int, index: dict[str, Any], group: tuple[str, ...], key: str
+    ) -> tuple[str, list[object]]:
+        """Whether the document whose storage key is `key` holds one of `group`: one seek of
+        the index per row (its rows are ordered by value, then storage key)."""
+        selects, params = self._element_rows(
+            collection_id, index, group, where=f" AND storage_key = {key}"
+        )
+        return " OR ".join(f"EXISTS ({select})" for select in selects), params
+
     def _element_lookup(
         self, db_name: str, coll_name: str, plan: Any, *, first: int | None = None
     ) -> tuple[str, list[object]] | None:
@@ -1436,10 +1546,10 @@ class CrmSQLiteEngine(SQLiteEngine):
         selects, params = self._element_rows(collection_id, *driving)
         probes: list[str] = []
         for group in probed:
-            probe_selects, group_params = self._element_rows(
-                collection_id, *group, where=" AND storage_key = driving.storage_key"
+            probe_sql, group_params = self._element_probe(
+                collection_id, *group, "driving.storage_key"
             )
-            probes.append(" OR ".join(f"EXISTS ({select})" for select in probe_selects))
+            probes.append(probe_sql)
             params += group_params
         for probe_sql, probe_params in indexed:
             probes.append(probe_sql)
@@ -1499,11 +1609,17 @@ class CrmSQLiteEngine(SQLiteEngine):
             [db_name, coll_name, *params, limit, skip],
         )
 
-    def _rows_up_to(self, collection_id: int, index: dict[str, Any], group: tuple[str, ...]) -> int:
-        """How many index rows hold one of `group`, counted up to ESTIMATE_ROWS."""
+    def _rows_up_to(
+        self,
+        collection_id: int,
+        index: dict[str, Any],
+        group: tuple[str, ...],
+        cap: int = ESTIMATE_ROWS,
+    ) -> int:
+        """How many index rows hold one of `group`, counted up to `cap`."""
         selects, params = self._element_rows(collection_id, index, group)
         return self._counted(
-            f"SELECT COUNT(*) FROM ({' UNION ALL '.join(selects)} LIMIT {ESTIMATE_ROWS})", params
+            f"SELECT COUNT(*) FROM ({' UNION ALL '.join(selects)} LIMIT {int(cap)})", params
         )
 
     def _narrowing(
@@ -1551,7 +1667,8 @@ class CrmSQLiteEngine(SQLiteEngine):
             )
             return stock
         order = "ASC" if sort[0][1] == 1 else "DESC"
-        where_sql, where_params = self._walk_filter(db_name, coll_name, plan)
+        wanted = None if limit is None else skip + limit
+        where_sql, where_params = self._walk_filter(db_name, coll_name, plan, wanted)
         position = self._cursor_position(db_name, coll_name, plan, sort)
         # A page after a keyset cursor starts the walk at the cursor's row, not at the top.
         after = (

@@ -9,6 +9,7 @@ from strawberry.types import ExecutionContext
 
 from api.errors import InputErrorCodes, error_code
 from api.limits import QueryLimits
+from api.validation import ValidOnce
 from observability.metrics import graphql_metrics
 from resolvers.api_key import ApiKeyMutation, ApiKeyQuery
 from resolvers.auth import AuthQuery
@@ -69,5 +70,6 @@ schema = CrmSchema(
     subscription=Subscription,
     config=StrawberryConfig(scalar_map={datetime: DateTime}),
     # QueryLimits first: a document over a limit gets that one error, before validation.
-    extensions=[QueryLimits, InputErrorCodes, graphql_metrics(error_code)],
+    # ValidOnce after InputErrorCodes, which sets the rules it keys on.
+    extensions=[QueryLimits, InputErrorCodes, ValidOnce, graphql_metrics(error_code)],
 )

@@ -10,6 +10,7 @@ import sqlite3
 import struct
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from copy import deepcopy
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -832,6 +833,56 @@ async def test_a_sorted_page_probes_its_filter_s_index_per_row(
     assert all("storage_key=?" in step for step in probes), plan
 
 
+async def test_a_sorted_page_probes_common_elements_and_looks_up_rare_ones(
+    server: Server, traced: list[str]
+) -> None:
+    """§30: 1,000 documents, pages of 7: a walk probing per row meets 7 matches of a key in
+    ~7,000 / matches rows, so keys held by more than sqrt(7,000) = 83 documents are walked,
+    rarer ones looked up (their documents fetched by key, then sorted)."""
+    collection = server.collection()
+    await collection.create_index("n")
+    await collection.create_index("keys")
+    documents = [
+        {"_id": n, "n": n, "keys": ["common", f"w{n % 7}"] + (["rare"] if n % 100 == 3 else [])}
+        for n in range(1000)
+    ]
+    await collection.insert_many(documents)
+    plans = {
+        ("common",): "walk",
+        ("w3",): "walk",  # 143 documents
+        ("rare",): "lookup",  # 10 documents
+        # `common` counted up to 4 x 83 rows: 332 x 143 / 1,000 = 47 expected, the lookup.
+        ("common", "w3"): "lookup",
+        ("w3", "rare"): "lookup",  # 143 x 10 / 1,000: 1 expected
+    }
+    for keys, expected_plan in plans.items():
+        for direction in (DESCENDING, ASCENDING):
+            query = {"keys": {"$all": list(keys)}}
+            TracedEngine.statements.clear()
+            TracedEngine.tracing = True
+            first = await collection.find(query).sort("n", direction).limit(7).to_list()
+            after = await (
+                collection.find({**query, "n": {"$lt" if direction < 0 else "$gt": first[-1]["n"]}})
+                .sort("n", direction)
+                .limit(7)
+                .to_list()
+                if first
+                else collection.find({"_id": None}).to_list()
+            )
+            TracedEngine.tracing = False
+            matching = sorted(
+                (d for d in documents if set(keys) <= set(d["keys"])),
+                key=lambda d: d["n"] * direction,
+            )
+            assert first + after == matching[:14], (keys, direction)
+            walks = [s for s in traced if "ORDER BY scalar_index_entries" in s]
+            # Probed per row: the key's rows sought for each row walked, no `driving` lookup.
+            # A lookup's few documents are fetched by key and sorted, or walked with their keys.
+            probed = [s for s in walks if "AS driving" not in s and "multikey_entries" in s]
+            assert bool(probed) == (expected_plan == "walk"), (keys, walks)
+    assert full_scans(server.path, traced) == []
+
+
 def plain_match(document: dict[str, Any], query: dict[str, Any]) -> bool:
     """MongoDB's match of plain top-level equalities and `$in` (a missing field is null)."""
     for field, condition in query.items():
@@ -1272,6 +1323,52 @@ async def test_find_batches_and_projections_read_back_what_was_written(server: S
     assert (await collection.find_one({"n": 3}, {"nested.a": 1}) or {})["nested"] == {
         "a": READ_BACK["nested"]["a"]
     }
+
+
+def test_a_document_copy_is_a_deep_copy() -> None:
+    """§29: copied like `deepcopy` copies it; a change to the copy leaves the original."""
+    from mongoeco.core.codec import DocumentCodec
+
+    document = bson.decode(bson.encode({**READ_BACK, "copy": READ_BACK}))
+    copied = adapted.document_copy(document)
+    assert repr(copied) == repr(document)
+    copied["nested"]["a"].append(2)
+    copied["copy"]["array"][1]["x"] = 1
+    assert repr(document) == repr(bson.decode(bson.encode({**READ_BACK, "copy": READ_BACK})))
+    internal = DocumentCodec.to_internal(READ_BACK)
+    assert repr(adapted.document_copy(internal)) == repr(deepcopy(internal))
+    # Other containers are deep-copied as they are.
+    odd = {"son": SON([("a", [1])]), "tuple": (1, [2])}
+    copied_odd = adapted.document_copy(odd)
+    assert copied_odd == odd
+    assert copied_odd["son"]["a"] is not odd["son"]["a"]
+    assert copied_odd["tuple"][1] is not odd["tuple"][1]
+
+
+async def test_an_update_s_images_are_its_own(tmp_path: Path) -> None:
+    """§29: a document returned by one write and changed by its caller changes no other."""
+    engine = CrmSQLiteEngine(str(tmp_path / "x.sqlite3"))
+    await engine.connect()
+    try:
+        collection = EcoClient(engine=engine)["db"]["c"]
+        await collection.insert_one({"_id": 1, **READ_BACK})
+        before = await collection.find_one_and_update(
+            {"_id": 1}, {"$push": {"array": 4}}, return_document=ReturnDocument.BEFORE
+        )
+        after = await collection.find_one_and_update(
+            {"_id": 1}, {"$set": {"int": 8}}, return_document=ReturnDocument.AFTER
+        )
+        assert before is not None
+        assert after is not None
+        stored = await collection.find_one({"_id": 1})
+        assert stored is not None
+        assert (stored["int"], stored["array"][-1]) == (8, 4)
+        before["nested"]["a"].append("changed by the caller")
+        after["array"].clear()
+        assert await collection.find_one({"_id": 1}) == stored
+        assert after["nested"] == stored["nested"] != before["nested"]
+    finally:
+        await engine.disconnect()
 
 
 async def test_fields_left_out_are_removed_before_a_row_is_parsed(

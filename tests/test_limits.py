@@ -366,6 +366,23 @@ async def test_configured_limits_are_applied(
     )
 
 
+async def test_a_document_validated_once_still_meets_every_app_s_limits(
+    http: httpx.AsyncClient, tight_http: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    """A text that passed validation is not validated again (api/validation.py): its limits
+    are still checked per request, and an invalid text is refused every time."""
+    two_aliases = "{ a: me { id } b: me { id } }"
+    for _ in range(2):
+        response = await post(http, {"query": two_aliases}, headers)
+        assert response.json() == {"data": {"a": {"id": "user-1"}, "b": {"id": "user-1"}}}
+    refused = error_of(await post(tight_http, {"query": two_aliases}, headers))
+    assert refused["message"].startswith("Query has 2 aliases, more than the limit of 1")
+    for _ in range(2):
+        error = error_of(await post(http, {"query": "{ me { nope } }"}, headers))
+        assert error["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+        assert error["message"].startswith("Cannot query field 'nope' on type 'Viewer'.")
+
+
 # --- page size -------------------------------------------------------------------------
 
 
