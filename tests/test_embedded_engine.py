@@ -842,7 +842,7 @@ async def test_a_sorted_page_probes_common_elements_and_looks_up_rare_ones(
     collection = server.collection()
     await collection.create_index("n")
     await collection.create_index("keys")
-    documents = [
+    documents: list[dict[str, Any]] = [
         {"_id": n, "n": n, "keys": ["common", f"w{n % 7}"] + (["rare"] if n % 100 == 3 else [])}
         for n in range(1000)
     ]
@@ -1338,7 +1338,7 @@ def test_a_document_copy_is_a_deep_copy() -> None:
     internal = DocumentCodec.to_internal(READ_BACK)
     assert repr(adapted.document_copy(internal)) == repr(deepcopy(internal))
     # Other containers are deep-copied as they are.
-    odd = {"son": SON([("a", [1])]), "tuple": (1, [2])}
+    odd: dict[str, Any] = {"son": SON([("a", [1])]), "tuple": (1, [2])}
     copied_odd = adapted.document_copy(odd)
     assert copied_odd == odd
     assert copied_odd["son"]["a"] is not odd["son"]["a"]
