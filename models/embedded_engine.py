@@ -7,6 +7,7 @@ why it is safe and how it could go upstream: docs/embedded-engine.md.
 """
 
 import asyncio
+import contextvars
 import dataclasses
 import json
 import math
@@ -55,7 +56,7 @@ from mongoeco.core.query_plan import (
     OrCondition,
     TypeCondition,
 )
-from mongoeco.engines import _sqlite_modify_ops
+from mongoeco.engines import _sqlite_modify_ops, snapshots
 from mongoeco.engines import results as engine_results
 from mongoeco.engines import sqlite as engine_sqlite
 from mongoeco.engines._sqlite_connection import SQLiteConnection, sqlite_read_scope
@@ -352,13 +353,14 @@ SHARED_VALUES = frozenset(
     {str, int, float, bool, type(None), bytes, datetime, ObjectId, EngineObjectId}
 )
 # Where the engine copies whole documents on every write: the update's working copy, the
-# before and after images (copied again by each result's __post_init__), find's projection,
-# the aggregation stages of lists ($set, $unset, $project) and of the timeline's update
-# ($concatArrays).
+# before and after images (copied again by each result's __post_init__); and on reads: each
+# document a cursor returns (its read snapshot), find's projection, the aggregation stages
+# of lists ($set, $unset, $project) and of the timeline's update ($concatArrays).
 DOCUMENT_COPYING_MODULES = (
     _sqlite_modify_ops,
     engine_results,
     engine_sqlite,
+    snapshots,
     projections,
     transform_stages,
     array_string_expressions,
@@ -372,6 +374,8 @@ def document_copy(value: Any) -> Any:
     kind = type(value)
     if kind is dict:
         return {key: document_copy(item) for key, item in value.items()}
+    if kind is PublicDocument:
+        return PublicDocument({key: document_copy(item) for key, item in value.items()})
     if kind is list:
         return [document_copy(item) for item in value]
     if kind in SHARED_VALUES:
@@ -1820,6 +1824,8 @@ class CrmSQLiteEngine(SQLiteEngine):
         def kept(name: str) -> bool:
             return include_id if name == "_id" else (name in names) is inclusion
 
+        public = PUBLIC_ROWS.get()
+
         def project(payload: str) -> Any:
             document = parsed(payload)
             if inclusion and include_id and "_id" in document:
@@ -1827,7 +1833,8 @@ class CrmSQLiteEngine(SQLiteEngine):
             # Document order, as MongoDB's projections.
             projected = {name: value for name, value in document.items() if kept(name)}
             if DocumentCodec._MARKER in payload:
-                projected = DocumentCodec.decode(projected, preserve_bson_wrappers=True)
+                found = public_values(projected) if public else None
+                projected = found or DocumentCodec.decode(projected, preserve_bson_wrappers=True)
             # The whole row's estimate: more than the kept part needs, as the stock reader's.
             return reader.attach_size_hint(projected, _serialized_document_size_estimate(payload))
 
@@ -1897,6 +1904,41 @@ def parsed(payload: str) -> Any:
         return orjson.loads(payload)
     except orjson.JSONDecodeError:
         return json_loads(payload)
+
+
+class PublicDocument(dict[str, Any]):
+    """A found document already in PyMongo's types (§31): the wire sends it as it is."""
+
+
+# Set by a streamed find (CrmWireExecutor): its rows may be read as PublicDocuments.
+PUBLIC_ROWS: contextvars.ContextVar[bool] = contextvars.ContextVar("public_rows", default=False)
+
+
+def public_values(document: dict[str, Any]) -> PublicDocument | None:
+    """`document` (a parsed row) with its tagged values in PyMongo's types, when they are all
+    top-level ObjectIds and datetimes (a lead's `_id` and timestamps): decoded as
+    DocumentCodec.decode does, made public as to_pymongo does. None for anything else."""
+    public = PublicDocument(document)
+    for name, value in document.items():
+        if type(value) is dict and DocumentCodec._MARKER in value:
+            tag = value[DocumentCodec._MARKER]
+            if type(tag) is not dict or len(tag) != 2 or type(tag.get("value")) is not str:
+                return None
+            if tag.get("type") == "objectid":
+                public[name] = ObjectId(tag["value"])
+            elif tag.get("type") == "datetime":
+                public[name] = datetime.fromisoformat(tag["value"])
+            else:
+                return None
+        elif type(value) in (dict, list) and _holds_tag(value):
+            return None
+    return public
+
+
+def _holds_tag(value: Any) -> bool:
+    if type(value) is dict:
+        return DocumentCodec._MARKER in value or any(_holds_tag(item) for item in value.values())
+    return type(value) is list and any(_holds_tag(item) for item in value)
 
 
 def _sorted_fields(sort: Any) -> set[str]:
@@ -1975,6 +2017,7 @@ class FindStream:
     namespace: str
     cursor: Any
     iterator: Any
+    publish: Callable[[Any], Any]
     head: list[Any]
     now: Any
     session_key: str | None
@@ -1984,6 +2027,12 @@ class FindStream:
     timer: asyncio.TimerHandle | None = None
     busy: bool = False
     killed: bool = False
+
+
+def published(documents: list[Any], publish: Callable[[Any], Any]) -> list[Any]:
+    """A streamed batch in PyMongo's types: each internal document made public as the stock
+    cursor makes it (`publish`), a PublicDocument as it is."""
+    return [doc if type(doc) is PublicDocument else publish(doc) for doc in documents]
 
 
 # Above the stock store's ids (counted from 1), within int32: the wire decodes an int64 id
@@ -2131,15 +2180,22 @@ class CrmWireExecutor(WireCommandExecutor):
                     body, collection_field="find"
                 )
                 operation = operation.with_overrides(let=execution.with_bindings(operation.let))
-                cursor = database.get_collection(name)._build_cursor(
-                    operation, session=context.session
+                collection = database.get_collection(name)
+                # Internal documents, made public here: the rows read as PublicDocuments
+                # (§31) are public already.
+                cursor = collection._build_cursor(
+                    operation, session=context.session, apply_codec_options=False
                 )
+                publish = collection._apply_codec_options_to_document
                 iterator = cursor.__aiter__()  # type: ignore[no-untyped-call]
+                token = PUBLIC_ROWS.set(True)  # the reader's context is copied at its first read
                 try:
-                    batch = await iterator.pull_chunk(size + 1)
+                    batch = published(await iterator.pull_chunk(size + 1), publish)
                 except BaseException:
                     await iterator.close()
                     raise
+                finally:
+                    PUBLIC_ROWS.reset(token)
         except Exception:  # noqa: BLE001 - see the docstring
             return None
         read_ns = time.perf_counter_ns() - started
@@ -2153,6 +2209,7 @@ class CrmWireExecutor(WireCommandExecutor):
                 namespace,
                 cursor,
                 iterator,
+                publish,
                 batch[size:],
                 now,
                 wire_session_key(lsid) if lsid is not None else None,
@@ -2214,8 +2271,9 @@ class CrmWireExecutor(WireCommandExecutor):
                     metadata={"db": context.db_name},
                 ),
             ):
-                batch = stream.head + await stream.iterator.pull_chunk(
-                    wanted + 1 - len(stream.head)
+                batch = stream.head + published(
+                    await stream.iterator.pull_chunk(wanted + 1 - len(stream.head)),
+                    stream.publish,
                 )
         except BaseException as error:
             stream.busy = False

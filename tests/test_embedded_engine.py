@@ -1654,6 +1654,56 @@ async def test_a_streamed_find_is_profiled_like_the_stock_find(streaming: Stream
     )
 
 
+async def test_plain_rows_are_streamed_in_pymongo_s_types(
+    streaming: Streaming, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """§31: a streamed row whose only typed values are top-level ObjectIds and datetimes is
+    read straight into PyMongo's types; a row with any other (a decimal, a datetime in a
+    nested document) is decoded as stock. Either way it reads back as the stock find's."""
+    collection = streaming.client["stream_test"]["public"]
+    await collection.create_index("at")
+    now = datetime(2026, 12, 2, 3, 4, 5, 678000, tzinfo=UTC)
+    documents: list[dict[str, Any]] = [
+        {
+            "_id": ObjectId(),
+            "at": now - timedelta(minutes=n, microseconds=n),
+            "name": f"zoë {n}",
+            "score": n / 3,
+            "flag": n % 2 == 0,
+            "none": None,
+            "tags": ["a", n],
+            "nested": {"k": n},
+        }
+        for n in range(30)
+    ]
+    documents += [
+        {"_id": ObjectId(), "at": now, "amount": Decimal128("1.5")},
+        {"_id": ObjectId(), "at": now, "nested": {"when": now}},
+    ]
+    await collection.insert_many(documents)
+    made: list[bool] = []
+    stock_values = adapted.public_values
+
+    def counted(document: dict[str, Any]) -> Any:
+        found = stock_values(document)
+        made.append(found is not None)
+        return found
+
+    monkeypatch.setattr(adapted, "public_values", counted)
+    for projection in ({"score": 0}, {"nested": 0, "tags": 0}, {"_id": 0, "flag": 0}):
+        stock = await collection.find({}, projection).sort("at", DESCENDING).to_list()
+        streamed = await (
+            collection.find({}, projection, batch_size=7).sort("at", DESCENDING).to_list()
+        )
+        assert streamed == stock, projection
+        assert [list(document) for document in streamed] == [list(d) for d in stock]
+    # Every plain row under each projection, and the nested datetime's row where it is left
+    # out; the decimal's row thrice and the nested datetime's where it is kept, stock.
+    assert (made.count(True), made.count(False)) == (91, 5), made
+    assert adapted.public_values({"a": {"$mongoeco": {"type": "uuid", "value": "x"}}}) is None
+    assert await streaming.no_reader_left()
+
+
 def test_the_internals_a_streamed_find_uses_exist() -> None:
     """Fails when mongoeco renames an internal the streamed find relies on."""
     from mongoeco.api._async._database_admin_command_compiler import (
@@ -1669,9 +1719,13 @@ def test_the_internals_a_streamed_find_uses_exist() -> None:
         (_AsyncCursorIterator, "close"),
         (AsyncCursor, "_as_operation"),
         (EcoCollection, "_build_cursor"),
+        (EcoCollection, "_apply_codec_options_to_document"),
         (EcoCollection, "_profile_operation"),
         (DatabaseAdminCommandCompiler, "compile_find_operation"),
         (WireConnectionRegistry, "close"),
     ]:
         assert callable(getattr(owner, name, None)), name
+    assert "apply_codec_options" in inspect.signature(EcoCollection._build_cursor).parameters
     assert _CommandFailPointState()._fail_command is None
+    # §29 replaces the `deepcopy` each of these modules imported.
+    assert all(hasattr(module, "deepcopy") for module in adapted.DOCUMENT_COPYING_MODULES)
