@@ -60,8 +60,9 @@ from mongoeco.engines import _sqlite_modify_ops, snapshots
 from mongoeco.engines import results as engine_results
 from mongoeco.engines import sqlite as engine_sqlite
 from mongoeco.engines._sqlite_connection import SQLiteConnection, sqlite_read_scope
-from mongoeco.engines._sqlite_reader import _serialized_document_size_estimate
+from mongoeco.engines._sqlite_reader import SQLiteScanReader, _serialized_document_size_estimate
 from mongoeco.engines.results import DeleteOutcome, InsertOutcome, MergeOutcome, MutationOutcome
+from mongoeco.engines.semantic_core import compile_find_semantics_from_operation
 from mongoeco.engines.sqlite import SQLiteEngine
 from mongoeco.engines.sqlite_query import (
     json_path_for_field,
@@ -1805,9 +1806,12 @@ class CrmSQLiteEngine(SQLiteEngine):
             return plan
         paths = ", ".join(f"'$.{name}'" for name in sorted(removed))
         # SQLite's JSON parser (before 3.42) refuses the NaN and Infinity that Python's json
-        # writes: such a row is read whole, and the projection drops the fields in Python.
+        # writes: a row holding either word (in a string too) is read whole, and the
+        # projection drops the fields in Python. GLOB finds them in a fraction of the time
+        # json_valid takes to parse the row once more.
         select = (
-            "SELECT CASE WHEN json_valid(documents.document)"
+            "SELECT CASE WHEN documents.document NOT GLOB '*NaN*'"
+            " AND documents.document NOT GLOB '*Infinity*'"
             f" THEN json_remove(documents.document, {paths}) ELSE documents.document END "
         )
         return dataclasses.replace(plan, sql=select + plan.sql[selected.end() :])
@@ -2029,6 +2033,65 @@ class FindStream:
     killed: bool = False
 
 
+class RowReader:
+    """A streamed find's documents, read from the engine's own reader (SQLiteScanReader: its
+    connection and snapshot, its plan) one worker job per batch (§32). The stock cursor
+    reads 64 documents per job, copies each into its read snapshot and makes it public in a
+    second walk; here a batch is one job and its rows come public (§31) or internal, made
+    public by the caller (`published`)."""
+
+    def __init__(self, cursor: Any, engine: Any) -> None:
+        collection = cursor._collection
+        operation = cursor._as_operation()
+        collection._runtime.ensure_operation_executable(operation)
+        # As the cursor's own read source (`engine_scan_with_operation`) compiles it.
+        semantics = compile_find_semantics_from_operation(
+            operation, dialect=collection._mongodb_dialect
+        )
+        self.engine = engine
+        self.session = cursor._session
+        self.reader = SQLiteScanReader(
+            engine,
+            collection._db_name,
+            collection._collection_name,
+            semantics,
+            context=self.session,
+        )
+        self.started = False
+        self.exhausted = False
+
+    async def pull_chunk(self, wanted: int) -> list[Any]:
+        """Up to `wanted` more documents; fewer only at the end."""
+        semantics = self.reader.semantics
+        self.engine._record_runtime_opcounter("getmore" if self.started else "query")
+        if not self.started:
+            self.started = True
+            self.engine._record_operation_metadata(
+                self.session,
+                operation="scan_collection",
+                comment=semantics.comment,
+                max_time_ms=semantics.max_time_ms,
+                hint=semantics.hint,
+            )
+        documents: list[Any] = []
+        while len(documents) < wanted and not self.exhausted:
+            # No byte bound: the stock scan's (1 MiB of estimates at 64 bytes per byte of
+            # JSON, ~20 leads) only paces its jobs, while the cursor gathers the whole batch.
+            batch = await self.engine._run_blocking(
+                self.reader.fetch, wanted - len(documents), sys.maxsize
+            )
+            documents += batch.documents
+            self.exhausted = batch.exhausted
+            if batch.error is not None:
+                raise batch.error
+        return documents
+
+    async def close(self) -> None:
+        self.reader.stop_event.set()
+        if not self.reader.close_completed.is_set():
+            await self.engine._run_blocking(self.reader.close)
+
+
 def published(documents: list[Any], publish: Callable[[Any], Any]) -> list[Any]:
     """A streamed batch in PyMongo's types: each internal document made public as the stock
     cursor makes it (`publish`), a PublicDocument as it is."""
@@ -2181,14 +2244,11 @@ class CrmWireExecutor(WireCommandExecutor):
                 )
                 operation = operation.with_overrides(let=execution.with_bindings(operation.let))
                 collection = database.get_collection(name)
-                # Internal documents, made public here: the rows read as PublicDocuments
-                # (§31) are public already.
-                cursor = collection._build_cursor(
-                    operation, session=context.session, apply_codec_options=False
-                )
+                # The cursor compiles and checks the find; RowReader reads it (§32).
+                cursor = collection._build_cursor(operation, session=context.session)
                 publish = collection._apply_codec_options_to_document
-                iterator = cursor.__aiter__()  # type: ignore[no-untyped-call]
-                token = PUBLIC_ROWS.set(True)  # the reader's context is copied at its first read
+                iterator = RowReader(cursor, engine)
+                token = PUBLIC_ROWS.set(True)  # read by the reader as it opens
                 try:
                     batch = published(await iterator.pull_chunk(size + 1), publish)
                 except BaseException:

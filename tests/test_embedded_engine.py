@@ -1402,14 +1402,17 @@ async def test_a_document_sqlite_cannot_parse_is_read_whole(tmp_path: Path) -> N
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(await embedded.start())
     collection = client["nan_test"]["c"]
     odd = {"_id": 2, "nan": float("nan"), "infinity": float("-inf"), "gone": [1, 2]}
-    await collection.insert_many([{"_id": 1, "gone": [1]}, odd])
-    found = await collection.find({}, {"gone": 0}).to_list()
+    infinite = {"_id": 3, "infinity": float("inf"), "gone": 1}
+    named = {"_id": 4, "name": "NaNa Infinity", "gone": {"a": 1}}  # read whole: the same
+    await collection.insert_many([{"_id": 1, "gone": [1]}, odd, infinite, named])
+    found = sorted(await collection.find({}, {"gone": 0}).to_list(), key=lambda d: d["_id"])
     await client.close()
     await embedded.stop()
     assert found[0] == {"_id": 1}
     assert list(found[1]) == ["_id", "nan", "infinity"]
     assert found[1]["nan"] != found[1]["nan"]
     assert found[1]["infinity"] == float("-inf")
+    assert found[2:] == [{"_id": 3, "infinity": float("inf")}, {"_id": 4, "name": "NaNa Infinity"}]
 
 
 async def test_finds_reuse_the_engine_s_connections(tmp_path: Path) -> None:
@@ -1652,6 +1655,27 @@ async def test_a_streamed_find_is_profiled_like_the_stock_find(streaming: Stream
     assert sorted(events[6:], key=repr) == sorted(
         [(op, {**command, "filter": {"k": {"$gte": 0}}}) for op, command in stock], key=repr
     )
+
+
+async def test_a_streamed_find_counts_its_query_and_each_get_more(streaming: Streaming) -> None:
+    """§32: serverStatus' opcounters, as the stock cursor counts them: the first batch is a
+    query, each later one a getmore."""
+    collection = await streaming.collection(50)
+
+    async def counters() -> tuple[int, int]:
+        status = await streaming.client.admin.command("serverStatus")
+        return status["opcounters"]["query"], status["opcounters"]["getmore"]
+
+    before = await counters()
+    await collection.find_one({"_id": 3})
+    one = await counters()
+    found = await collection.find({}, batch_size=10).to_list()
+    after = await counters()
+    assert len(found) == 50
+    # mongoeco counts a find's query as a stock one-batch find does (twice: the command and
+    # its cursor), and a getmore for each of the four batches after the first.
+    assert (after[0] - one[0], after[1] - one[1]) == (one[0] - before[0], 4)
+    assert await streaming.no_reader_left()
 
 
 async def test_plain_rows_are_streamed_in_pymongo_s_types(
