@@ -59,7 +59,8 @@ FILTERS: dict[str, dict[str, Any]] = {
     "convertedToDeal": {"convertedToDeal": False},
     "createdAfter": {"createdAfter": "2000-01-01T00:00:00Z"},
     "createdBefore": {"createdBefore": "2100-01-01T00:00:00Z"},
-    "search": {"search": "hopper"},
+    "search": {"search": "hopper"},  # one demo surname: its page grows with the data
+    "search, full page": {"search": "example"},  # every demo lead's email: 50 at every size
 }
 LIST = (
     "query SweepList($first: Int!, $after: String, $filter: LeadFilter, $orderBy: LeadOrder) {"

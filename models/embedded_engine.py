@@ -375,8 +375,6 @@ def document_copy(value: Any) -> Any:
     kind = type(value)
     if kind is dict:
         return {key: document_copy(item) for key, item in value.items()}
-    if kind is PublicDocument:
-        return PublicDocument({key: document_copy(item) for key, item in value.items()})
     if kind is list:
         return [document_copy(item) for item in value]
     if kind in SHARED_VALUES:

@@ -1749,7 +1749,22 @@ def test_the_internals_a_streamed_find_uses_exist() -> None:
         (WireConnectionRegistry, "close"),
     ]:
         assert callable(getattr(owner, name, None)), name
-    assert "apply_codec_options" in inspect.signature(EcoCollection._build_cursor).parameters
+    # §32's reader: the cursor's operation and runtime, the engine's scan reader and books.
+    from mongoeco.api._async._collection_runtime import CollectionRuntimeCoordinator
+    from mongoeco.engines._sqlite_reader import SQLiteScanReader
+
+    for owner, name in [
+        (CollectionRuntimeCoordinator, "ensure_operation_executable"),
+        (SQLiteScanReader, "fetch"),
+        (SQLiteScanReader, "close"),
+        (SQLiteEngine, "_run_blocking"),
+        (SQLiteEngine, "_record_runtime_opcounter"),
+        (SQLiteEngine, "_record_operation_metadata"),
+    ]:
+        assert callable(getattr(owner, name, None)), name
+    assert {"max_documents", "max_bytes"} <= set(
+        inspect.signature(SQLiteScanReader.fetch).parameters
+    )
     assert _CommandFailPointState()._fail_command is None
     # §29 replaces the `deepcopy` each of these modules imported.
     assert all(hasattr(module, "deepcopy") for module in adapted.DOCUMENT_COPYING_MODULES)
