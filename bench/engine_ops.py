@@ -19,6 +19,7 @@ import asyncio
 import hashlib
 import json
 import random
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -202,5 +203,10 @@ if __name__ == "__main__":
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--bulk", type=int, default=1000, help="leads per insert_many (0: none)")
     arguments = parser.parse_args()
+    temporary = arguments.data is None  # kept only when named, to be reused
     arguments.data = arguments.data or Path(tempfile.mkdtemp(prefix="crm-engine-"))
-    asyncio.run(main(arguments))
+    try:
+        asyncio.run(main(arguments))
+    finally:
+        if temporary:
+            shutil.rmtree(arguments.data, ignore_errors=True)

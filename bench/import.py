@@ -28,6 +28,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -216,6 +217,8 @@ async def one(
         await database.close()
         if embedded is not None:
             await embedded.stop()
+        if keep is None:
+            shutil.rmtree(folder, ignore_errors=True)  # the file and, in process, the engine
     where = "MONGODB_URI"
     if engine_uri is not None:
         where = f"embedded ({engine_name}), own process"
@@ -281,6 +284,8 @@ def main() -> None:
                 result["engine_cpu_seconds"] = engine_cpu_seconds(server.pid)
                 server.kill()
                 server.wait()
+                if folder is not None and not args.keep:
+                    shutil.rmtree(folder, ignore_errors=True)  # the engine's database
         print(json.dumps(result))
         return
     results = []

@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -62,6 +63,7 @@ async def run(leads: int) -> None:
         await client.close()
         if embedded is not None:
             await embedded.stop()
+            shutil.rmtree(embedded.path.parent, ignore_errors=True)  # its temporary data
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -186,6 +187,7 @@ async def run(sizes: list[int], repeat: int) -> None:
         await client.close()
         if embedded is not None:
             await embedded.stop()
+            shutil.rmtree(embedded.path.parent, ignore_errors=True)  # its temporary data
     engine = "embedded (mongoeco, SQLite)" if embedded else uri.split("@")[-1]
     print(f"\nengine: {engine}; p50 ms (commands, hits) over {repeat} runs")
     print(
