@@ -2046,8 +2046,10 @@ class RowReader:
         semantics = compile_find_semantics_from_operation(
             operation, dialect=collection._mongodb_dialect
         )
+        if operation.context is None:
+            raise TypeError("find operation is missing OperationContext")
         self.engine = engine
-        self.session = cursor._session
+        self.session = operation.context.session  # the session the stock read source uses
         self.reader = SQLiteScanReader(
             engine,
             collection._db_name,
