@@ -18,18 +18,20 @@ from strawberry.extensions import SchemaExtension
 
 REMEMBERED = 512
 
-_passed: OrderedDict[tuple[bytes, tuple[type, ...]], None] = OrderedDict()
+_passed: OrderedDict[tuple[object, bytes, tuple[type, ...]], None] = OrderedDict()
 
 
 class ValidOnce(SchemaExtension):
-    """Skips validation for a document text that has passed it with the same rules."""
+    """Skips validation for a document text that has passed it in the same schema with the
+    same rules."""
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         if context.query is None or context.pre_execution_errors is not None:
             yield  # a document given parsed, or already refused by a limit
             return
-        key = (blake2b(context.query.encode(), digest_size=16).digest(), context.validation_rules)
+        digest = blake2b(context.query.encode(), digest_size=16).digest()
+        key = (context.schema, digest, context.validation_rules)
         if key in _passed:
             _passed.move_to_end(key)
             context.pre_execution_errors = []  # Strawberry validates only while this is None
