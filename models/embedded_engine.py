@@ -7,7 +7,6 @@ why it is safe and how it could go upstream: docs/embedded-engine.md.
 """
 
 import asyncio
-import contextvars
 import dataclasses
 import json
 import math
@@ -1826,7 +1825,7 @@ class CrmSQLiteEngine(SQLiteEngine):
         def kept(name: str) -> bool:
             return include_id if name == "_id" else (name in names) is inclusion
 
-        public = PUBLIC_ROWS.get()
+        public = isinstance(reader, PublicScanReader)
 
         def project(payload: str) -> Any:
             document = parsed(payload)
@@ -1912,8 +1911,8 @@ class PublicDocument(dict[str, Any]):
     """A found document already in PyMongo's types (§31): the wire sends it as it is."""
 
 
-# Set by a streamed find (CrmWireExecutor): its rows may be read as PublicDocuments.
-PUBLIC_ROWS: contextvars.ContextVar[bool] = contextvars.ContextVar("public_rows", default=False)
+class PublicScanReader(SQLiteScanReader):
+    """A streamed find's reader (RowReader): its plain rows are read as PublicDocuments."""
 
 
 def public_values(document: dict[str, Any]) -> PublicDocument | None:
@@ -2050,7 +2049,7 @@ class RowReader:
             raise TypeError("find operation is missing OperationContext")
         self.engine = engine
         self.session = operation.context.session  # the session the stock read source uses
-        self.reader = SQLiteScanReader(
+        self.reader = PublicScanReader(
             engine,
             collection._db_name,
             collection._collection_name,
@@ -2248,14 +2247,11 @@ class CrmWireExecutor(WireCommandExecutor):
                 cursor = collection._build_cursor(operation, session=context.session)
                 publish = collection._apply_codec_options_to_document
                 iterator = RowReader(cursor, engine)
-                token = PUBLIC_ROWS.set(True)  # read by the reader as it opens
                 try:
                     batch = published(await iterator.pull_chunk(size + 1), publish)
                 except BaseException:
                     await iterator.close()
                     raise
-                finally:
-                    PUBLIC_ROWS.reset(token)
         except Exception:  # noqa: BLE001 - see the docstring
             return None
         read_ns = time.perf_counter_ns() - started
