@@ -120,6 +120,69 @@ RECOUNT = (
     "INSERT INTO crm_document_counts SELECT db_name, coll_name, COUNT(*) FROM documents"
     " GROUP BY db_name, coll_name",
 )
+# The keyword index (§33): the strings of the arrays in this field, for its single-field index,
+# live in one FTS5 table, one row per document written once (rowid: the document's rowid), not
+# as ~80 multikey rows, each a random insert into one big B-tree. A term is `k` and the string's
+# UTF-8 in hex: exact, one token whatever the string holds.
+KEYWORD_FIELD = "searchKeys"
+# Longer strings get no term; a look-up of one takes the stock path.
+KEYWORD_MAX = 1000
+KEYWORDS_TABLE = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS crm_keywords USING fts5(keys, detail=none,"
+    " columnsize=0, tokenize='ascii')"
+)
+
+
+def keyword_term(value: str) -> str:
+    return f"k{value.encode().hex()}"
+
+
+def keyword_terms(document: str) -> str | None:
+    """The keyword table's row for a stored document: the terms of what `{KEYWORD_FIELD: s}`
+    matches, the strings of its array or the string itself; None when it holds neither.
+    Parsed in Python: SQLite's JSON functions refuse a document holding NaN (see §24)."""
+    try:
+        parsed = orjson.loads(document)
+    except orjson.JSONDecodeError:
+        parsed = json.loads(document)
+    value = parsed.get(KEYWORD_FIELD) if isinstance(parsed, dict) else None
+    if type(value) is str:
+        value = [value]
+    elif type(value) is not list:
+        return None
+    return " ".join(
+        keyword_term(item) for item in value if type(item) is str and len(item) <= KEYWORD_MAX
+    )
+
+
+def _keyword_row(document: str, source: str = "") -> str:
+    """The INSERT of the keyword row of `document` (a `documents` row, in `source` if given)."""
+    return (
+        "INSERT INTO crm_keywords (rowid, keys) SELECT id, terms FROM (SELECT"
+        f" {document}.rowid AS id, crm_keyword_terms({document}.document) AS terms{source})"
+        " WHERE terms IS NOT NULL;"
+    )
+
+
+# The keyword rows follow every write to `documents`, in its transaction (an update rewrites
+# the row only when the field changed).
+KEYWORD_HOOKS = (
+    "CREATE TEMP TRIGGER IF NOT EXISTS crm_keywords_insert AFTER INSERT ON main.documents"
+    f" BEGIN {_keyword_row('NEW')} END",
+    "CREATE TEMP TRIGGER IF NOT EXISTS crm_keywords_update AFTER UPDATE OF document"
+    " ON main.documents WHEN crm_keyword_terms(OLD.document)"
+    " IS NOT crm_keyword_terms(NEW.document)"
+    f" BEGIN DELETE FROM crm_keywords WHERE rowid = OLD.rowid; {_keyword_row('NEW')} END",
+    "CREATE TEMP TRIGGER IF NOT EXISTS crm_keywords_delete AFTER DELETE ON main.documents"
+    " BEGIN DELETE FROM crm_keywords WHERE rowid = OLD.rowid; END",
+)
+KEYWORDS_MARKER = "keyword_rows"
+# An element condition: an index over an array field, and groups of strings a matching
+# document holds one of each of.
+Element = tuple[dict[str, Any], tuple[tuple[str, ...], ...]]
+KEYWORDS_VERSION = "1"
+
+
 # Written by a clean start: the scalar index rows were rebuilt by this engine version, which
 # keeps them complete on every write; later starts need not rebuild them.
 MARKER_TABLE = "CREATE TABLE IF NOT EXISTS crm_engine_state (key TEXT PRIMARY KEY, value TEXT)"
@@ -381,11 +444,42 @@ def document_copy(value: Any) -> Any:
     return deepcopy(value)
 
 
+class EncodedDocuments:
+    """The encoding of each internal document the wire made for a bulk insert, kept until the
+    insert has stored it: the engine stores exactly that encoding, so the document is not
+    validated and encoded a second time (§14). Kept by identity: an internal document is
+    immutable, so a document changed since is another object, encoded afresh."""
+
+    def __init__(self) -> None:
+        self._kept: dict[int, tuple[Any, Any]] = {}
+
+    def keep(self, document: Any, encoded: Any) -> None:
+        self._kept[id(document)] = (document, encoded)
+
+    def encoding(self, document: Any) -> Any | None:
+        kept = self._kept.get(id(document))
+        return kept[1] if kept is not None and kept[0] is document else None
+
+    def forget(self, documents: list[Any]) -> None:
+        for document in documents:
+            self._kept.pop(id(document), None)
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+
+ENCODED = EncodedDocuments()
+
+
 def internal_document(document: dict[str, Any]) -> Any:
-    """`DocumentCodec.to_internal(document)` with `encode_document`."""
-    return DocumentCodec.mark_internal(
-        DocumentCodec.decode(encode_document(document), preserve_bson_wrappers=True)
+    """`DocumentCodec.to_internal(document)` with `encode_document`; its encoding kept in
+    ENCODED for the engine."""
+    encoded = encode_document(document)
+    internal = DocumentCodec.mark_internal(
+        DocumentCodec.decode(encoded, preserve_bson_wrappers=True)
     )
+    ENCODED.keep(internal, encoded)
+    return internal
 
 
 def _unrecorded(context: OperationContext | None) -> OperationContext | None:
@@ -427,7 +521,10 @@ class CrmSQLiteEngine(SQLiteEngine):
         if self._codec is not DocumentCodec:
             serialized: str = super()._serialize_document(document)
             return serialized
-        return json_dumps_compact(encode_document(document), sort_keys=False)
+        encoded = ENCODED.encoding(document)
+        if encoded is None:
+            encoded = encode_document(document)
+        return json_dumps_compact(encoded, sort_keys=False)
 
     # --- writes: no change-outbox rows (delivery is in memory, see `capabilities`) ----------
 
@@ -569,6 +666,7 @@ class CrmSQLiteEngine(SQLiteEngine):
             return kept
         connection = self._connect()
         connection.create_function("crm_on_write", 4, self._on_write)
+        connection.create_function("crm_keyword_terms", 1, keyword_terms, deterministic=True)
         self._install_write_hooks(connection)
         connection.pool = self._pool
         return connection
@@ -679,7 +777,8 @@ class CrmSQLiteEngine(SQLiteEngine):
         """On a new file the first connection comes before the tables: hooked again below."""
         if connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'documents'").fetchone():
             connection.execute(COUNTS_TABLE)
-            for statement in (*WRITE_HOOKS, *COUNT_HOOKS):
+            connection.execute(KEYWORDS_TABLE)
+            for statement in (*WRITE_HOOKS, *COUNT_HOOKS, *KEYWORD_HOOKS):
                 connection.execute(statement)
 
     def _invalidate_collection_features_cache(
@@ -775,6 +874,34 @@ class CrmSQLiteEngine(SQLiteEngine):
                 f" (SELECT 1 FROM json_each(document, {path}) WHERE {element}))"
             )
         return None
+
+    # --- the keyword index: its strings in the keyword table, not in multikey rows (§33) ----
+
+    @staticmethod
+    def _keyword_index(index: Any) -> bool:
+        """An index whose array strings the keyword table holds: ascending on KEYWORD_FIELD
+        alone, multikey-capable, over every document, by binary comparison."""
+        return bool(
+            index["fields"] == [KEYWORD_FIELD]
+            and index.get("multikey")
+            and not index.get("partial_filter_expression")
+            and index.get("collation") is None
+            and index.get("expire_after_seconds") is None
+        )
+
+    def _build_multikey_rows_for_document(
+        self, storage_key: str, document: dict[str, Any], indexes: list[Any]
+    ) -> list[tuple[str, str, int, str]]:
+        rows: list[tuple[str, str, int, str]] = super()._build_multikey_rows_for_document(
+            storage_key, document, [index for index in indexes if not self._keyword_index(index)]
+        )
+        return rows
+
+    def _find_multikey_index(self, db_name: str, coll_name: str, field: str) -> Any:
+        """None for a keyword index: it has no multikey rows (a condition our element
+        lookups do not answer takes the stock JSON path)."""
+        index = super()._find_multikey_index(db_name, coll_name, field)
+        return None if index is None or self._keyword_index(index) else index
 
     # --- a rewritten document's index rows: only the changed ones replaced -----------------
 
@@ -1037,11 +1164,37 @@ class CrmSQLiteEngine(SQLiteEngine):
             "SELECT 1 FROM indexes WHERE json_array_length(fields) = 1"
             " AND (scalar_physical_name IS NULL OR scalar_physical_name = '') LIMIT 1"
         ).fetchone()
+        keywords = conn.execute(
+            "SELECT value FROM crm_engine_state WHERE key = ?", (KEYWORDS_MARKER,)
+        ).fetchone()
         if marker is not None and marker[0] == MONGOECO_VERSION and unnamed is None:
+            if keywords is None or keywords[0] != KEYWORDS_VERSION:
+                self._build_keyword_rows(conn)
             return  # every write since the rebuild kept the rows complete (same engine)
         super()._backfill_scalar_indexes_sync(conn)
+        self._build_keyword_rows(conn)
         conn.execute(
             "INSERT OR REPLACE INTO crm_engine_state VALUES (?, ?)", (ROWS_MARKER, MONGOECO_VERSION)
+        )
+
+    def _build_keyword_rows(self, conn: sqlite3.Connection) -> None:
+        """The keyword table filled from the documents, and the multikey rows that an earlier
+        engine wrote for a keyword index dropped (§33)."""
+        conn.execute("DELETE FROM crm_keywords")
+        conn.execute(_keyword_row("documents", " FROM documents"))
+        for db_name, coll_name in conn.execute(
+            "SELECT DISTINCT db_name, coll_name FROM indexes"
+        ).fetchall():
+            collection_id = self._lookup_collection_id(conn, db_name, coll_name)
+            for index in self._load_indexes(db_name, coll_name):
+                if collection_id is not None and self._keyword_index(index):
+                    conn.execute(
+                        "DELETE FROM multikey_entries WHERE collection_id = ? AND index_name = ?",
+                        (collection_id, index["name"]),
+                    )
+        conn.execute(
+            "INSERT OR REPLACE INTO crm_engine_state VALUES (?, ?)",
+            (KEYWORDS_MARKER, KEYWORDS_VERSION),
         )
 
     # --- counts by one field's values: count its index rows ------------------------------
@@ -1428,7 +1581,7 @@ class CrmSQLiteEngine(SQLiteEngine):
         db_name: str,
         coll_name: str,
         collection_id: int,
-        groups: list[tuple[dict[str, Any], tuple[str, ...]]],
+        groups: list[Element],
         wanted: int | None,
     ) -> bool:
         """Whether a sorted walk that probes the element `groups` row by row reads fewer rows
@@ -1447,12 +1600,11 @@ class CrmSQLiteEngine(SQLiteEngine):
             estimate *= self._rows_up_to(collection_id, index, group, WALK_COUNT * bound) / size
         return estimate >= bound
 
-    def _element_groups(
-        self, db_name: str, coll_name: str, plan: Any
-    ) -> list[tuple[dict[str, Any], tuple[str, ...]]] | None:
+    def _element_groups(self, db_name: str, coll_name: str, plan: Any) -> list[Element] | None:
         """`{field: s}`, `{field: {$in: [s…]}}`, `{field: {$all: [s…]}}` with strings `s` on an
         indexed field that holds arrays (the search keys): the index, and the groups of strings
-        a match holds one of each of (one group for `$in`, one per string for `$all`)."""
+        a match holds one of each of (one group for `$in`, one per string for `$all`): one
+        element condition per group, or one for them all on a keyword index (§33)."""
         if isinstance(plan, AllCondition):
             groups: list[tuple[Any, ...]] = [(value,) for value in plan.values]
         elif (compared := _compared_values(plan)) is not None:
@@ -1476,18 +1628,54 @@ class CrmSQLiteEngine(SQLiteEngine):
             ),
             None,
         )
-        return None if index is None else [(index, group) for group in groups]
+        if index is None:
+            return None
+        if self._keyword_index(index):
+            if any(len(value) > KEYWORD_MAX for value in values):
+                return None
+            return [(index, tuple(groups))]
+        return [(index, (group,)) for group in groups]
 
     def _element_rows(
-        self, collection_id: int, index: dict[str, Any], group: tuple[str, ...], where: str = ""
+        self,
+        collection_id: int,
+        index: dict[str, Any],
+        groups: tuple[tuple[str, ...], ...],
+        where: str = "",
+        *,
+        scoped: bool = True,
     ) -> tuple[list[str], list[object]]:
-        """The storage keys of the documents holding one of `group` in the index: its multikey
-        rows (an array element) and its scalar rows (the value itself), as two SELECTs."""
-        marks = ", ".join("?" for _ in group)
+        """The storage keys of the documents holding one of each group in the index, as
+        SELECTs: an array's strings (its multikey rows) and the value itself (its scalar rows),
+        or one match in the keyword table, which holds both. Unscoped, a keyword match counts
+        every collection's documents (for an estimate)."""
+        if self._keyword_index(index):
+            match = " AND ".join(
+                "(" + " OR ".join(f'"{keyword_term(value)}"' for value in group) + ")"
+                for group in groups
+            )
+            if not scoped:
+                return ["SELECT rowid FROM crm_keywords WHERE crm_keywords MATCH ?"], [match]
+            # CROSS JOIN fixes the order: the matches first for a lookup, the one document
+            # first (by its key) for a probe; SQLite's own choice scans the collection.
+            tables = (
+                "documents AS holder CROSS JOIN crm_keywords"
+                if where
+                else "crm_keywords CROSS JOIN documents AS holder"
+            )
+            select = (
+                f"SELECT holder.storage_key AS storage_key FROM {tables}"
+                " WHERE crm_keywords MATCH ? AND holder.rowid = crm_keywords.rowid"
+                " AND holder.db_name = (SELECT db_name FROM collections"
+                " WHERE collection_id = ?) AND holder.coll_name = (SELECT coll_name"
+                f" FROM collections WHERE collection_id = ?){where}"
+            )
+            return [select], [match, collection_id, collection_id]
+        group = groups[0]
         selects = [
             f"SELECT storage_key FROM {table} INDEXED BY {self._quote_identifier(str(name))}"
             " WHERE collection_id = ? AND index_name = ? AND type_score = ?"
-            f" AND element_key IN ({marks}){where}"
+            f" AND element_key IN ({', '.join('?' for _ in group)}){where}"
             for table, name in (
                 ("multikey_entries", index["multikey_physical_name"]),
                 ("scalar_index_entries", index["scalar_physical_name"]),
@@ -1502,12 +1690,17 @@ class CrmSQLiteEngine(SQLiteEngine):
         return selects, params * 2
 
     def _element_probe(
-        self, collection_id: int, index: dict[str, Any], group: tuple[str, ...], key: str
+        self,
+        collection_id: int,
+        index: dict[str, Any],
+        groups: tuple[tuple[str, ...], ...],
+        key: str,
     ) -> tuple[str, list[object]]:
-        """Whether the document whose storage key is `key` holds one of `group`: one seek of
-        the index per row (its rows are ordered by value, then storage key)."""
+        """Whether the document whose storage key is `key` holds one of each group: one seek
+        of the index per row (its rows are ordered by value, then storage key; a keyword
+        match by the document's rowid)."""
         selects, params = self._element_rows(
-            collection_id, index, group, where=f" AND storage_key = {key}"
+            collection_id, index, groups, where=f" AND storage_key = {key}"
         )
         return " OR ".join(f"EXISTS ({select})" for select in selects), params
 
@@ -1516,12 +1709,14 @@ class CrmSQLiteEngine(SQLiteEngine):
     ) -> tuple[str, list[object]] | None:
         """An element condition (see _element_groups), or an `$and` holding some, as the rows
         of their index instead of stock's per-document EXISTS beside a JSON comparison (a full
-        scan). The group with the fewest rows drives: its documents are fetched by key and
-        each other group is one probe of the index per document, so a common word (`w:com`)
-        is never read whole. An equality on a field with a single-field index beside them, in
-        any nested `$and`, is probed the same way. With `first`, the lookup is the whole plan
-        and stops at its first `first` documents (None when the plan has other conditions)."""
-        groups: list[tuple[dict[str, Any], tuple[str, ...]]] = []
+        scan). A keyword match drives (it intersects its groups itself, §33), else the group
+        with the fewest rows: its documents are fetched by key and each other group is one
+        probe of the index per document, so a common word (`w:com`) is never read whole. An
+        equality on a field with a single-field index beside them, in any nested `$and`, is
+        probed the same way. With `first`, the lookup is the whole plan and stops at its
+        first `first` documents (None when the plan has other conditions): in rowid order when
+        a keyword match drives, else in storage key order."""
+        groups: list[Element] = []
         others: list[Any] = []
         for clause in _conjuncts(plan):
             found = self._element_groups(db_name, coll_name, clause)
@@ -1543,7 +1738,12 @@ class CrmSQLiteEngine(SQLiteEngine):
         if first is not None and rest:
             return None
         if len(groups) > 1:
-            groups.sort(key=lambda group: self._rows_up_to(collection_id, *group))
+            groups.sort(
+                key=lambda group: (
+                    not self._keyword_index(group[0]),
+                    self._rows_up_to(collection_id, *group),
+                )
+            )
         (driving, *probed) = groups
         selects, params = self._element_rows(collection_id, *driving)
         probes: list[str] = []
@@ -1592,12 +1792,17 @@ class CrmSQLiteEngine(SQLiteEngine):
         dialect: Any = MONGODB_DIALECT_70,
     ) -> tuple[str, list[object]]:
         """An unsorted, limited find that is an element lookup alone (a search's look-up)
-        stops probing at its last document, not at the last document of its rarest key."""
+        stops probing at its last document, not at the last document of its rarest key. One
+        that a keyword match drives returns its documents in rowid order, limited or not: the
+        order its lookup stops in, so that pages by skip and limit are slices of one order."""
+        keyword = sort is None and hint is None and self._keyword_driven(db_name, coll_name, plan)
         lookup = (
             self._element_lookup(db_name, coll_name, plan, first=skip + limit)
             if sort is None and hint is None and limit is not None
             else None
         )
+        if lookup is None and keyword:
+            lookup = self._element_lookup(db_name, coll_name, plan)
         if lookup is None:
             options = {"sort": sort, "skip": skip, "limit": limit, "hint": hint}
             stock: tuple[str, list[object]] = super()._build_select_sql(
@@ -1605,21 +1810,31 @@ class CrmSQLiteEngine(SQLiteEngine):
             )
             return stock
         where, params = lookup
+        order = " ORDER BY documents.rowid" if keyword else ""
         return (
             f"SELECT {select_clause} FROM documents WHERE db_name = ? AND coll_name = ?"
-            f" AND ({where}) LIMIT ? OFFSET ?",
-            [db_name, coll_name, *params, limit, skip],
+            f" AND ({where}){order} LIMIT ? OFFSET ?",
+            [db_name, coll_name, *params, -1 if limit is None else limit, skip],
+        )
+
+    def _keyword_driven(self, db_name: str, coll_name: str, plan: Any) -> bool:
+        """Whether a keyword match drives the element lookup of `plan` (see _element_lookup)."""
+        return any(
+            self._keyword_index(index)
+            for clause in _conjuncts(plan)
+            for index, _ in self._element_groups(db_name, coll_name, clause) or ()
         )
 
     def _rows_up_to(
         self,
         collection_id: int,
         index: dict[str, Any],
-        group: tuple[str, ...],
+        groups: tuple[tuple[str, ...], ...],
         cap: int = ESTIMATE_ROWS,
     ) -> int:
-        """How many index rows hold one of `group`, counted up to `cap`."""
-        selects, params = self._element_rows(collection_id, index, group)
+        """How many index rows hold one of each group, counted up to `cap` (an estimate for
+        choosing a plan: a keyword match counts every collection's documents)."""
+        selects, params = self._element_rows(collection_id, index, groups, scoped=False)
         return self._counted(
             f"SELECT COUNT(*) FROM ({' UNION ALL '.join(selects)} LIMIT {int(cap)})", params
         )
@@ -2430,9 +2645,10 @@ class CrmWireExecutor(WireCommandExecutor):
         as MongoDB reports them) where the stock `insert` command inserts one by one."""
         body = context.command_document
         collection = self._client[context.db_name][body["insert"]]
+        documents = internal_documents(body["documents"])
         try:
             result = await collection.insert_many(
-                internal_documents(body["documents"]),
+                documents,
                 ordered=body.get("ordered", True) is not False,
                 bypass_document_validation=bool(body.get("bypassDocumentValidation", False)),
                 session=context.session,
@@ -2444,6 +2660,8 @@ class CrmWireExecutor(WireCommandExecutor):
                 for entry in details.get("writeErrors", [])
             ]
             return {"n": details.get("nInserted", 0), "writeErrors": errors, "ok": 1.0}
+        finally:
+            ENCODED.forget(documents)
         return {"n": len(result.inserted_ids), "ok": 1.0}
 
 
@@ -2454,13 +2672,16 @@ def internal_documents(documents: list[Any]) -> list[Any]:
     unusual (a non-dict, an invalid value) is left to `insert_many`, for its own error."""
     if any(type(document) is not dict for document in documents):
         return documents
+    internal: list[Any] = []
     try:
         for document in documents:
             if "_id" not in document:
                 document["_id"] = DocumentCodec.to_pymongo(EngineObjectId())
-        return [internal_document(document) for document in documents]
+            internal.append(internal_document(document))
     except Exception:  # noqa: BLE001 - see the docstring
+        ENCODED.forget(internal)
         return documents
+    return internal
 
 
 def bulk_insert(body: dict[str, Any]) -> bool:

@@ -213,6 +213,7 @@ async def test_insert_many_reports_duplicates_like_mongodb(server: Server) -> No
     assert went_on.value.details["nInserted"] == 2
     assert [e["index"] for e in went_on.value.details["writeErrors"]] == [1, 2]
     assert sorted(await unordered.distinct("_id")) == [1, 2, 4]
+    assert len(adapted.ENCODED) == 0  # the encodings kept for the batch are let go
 
 
 # --- reads ---------------------------------------------------------------------------------
@@ -442,10 +443,12 @@ async def test_rows_an_older_engine_left_are_rebuilt_or_bypassed(tmp_path: Path)
 # --- no whole-collection scans -------------------------------------------------------------
 
 # A plan step that reads every row of a collection: a table scan, a search on the collection
-# prefix alone (db_name, coll_name) or on an index's prefix alone (collection_id, index_name).
+# prefix alone (db_name, coll_name) or on an index's prefix alone (collection_id, index_name),
+# the keyword table read without a MATCH.
 WHOLE = re.compile(
     r"^SCAN (documents|scalar_index_entries|multikey_entries)\b(?! USING)"
-    r"|^SEARCH documents USING .*\(db_name=\? AND coll_name=\?\)$"
+    r"|^SEARCH (documents|holder) USING .*\(db_name=\? AND coll_name=\?\)$"
+    r"|^SCAN crm_keywords VIRTUAL TABLE INDEX \d+:(?!=?M)"
     r"|^SEARCH (scalar_index_entries|multikey_entries) USING"
     r" .*\(collection_id=\? AND index_name=\?\)$"
     r"|^SEARCH (scalar_index_entries|multikey_entries) USING .*\(collection_id=\?\)$"
@@ -701,6 +704,23 @@ ELEMENT_QUERIES: list[dict[str, Any]] = [
 ]
 
 
+@pytest.fixture(params=["keys", adapted.KEYWORD_FIELD])
+def element_field(request: pytest.FixtureRequest) -> str:
+    """An indexed array field: its strings in multikey rows, or in the keyword table (§33)."""
+    return str(request.param)
+
+
+def renamed(value: Any, field: str) -> Any:
+    """`value` (documents, a query) with its field `keys` named `field`."""
+    if isinstance(value, dict):
+        return {
+            field if key == "keys" else key: renamed(item, field) for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [renamed(item, field) for item in value]
+    return value
+
+
 def holds(value: Any, wanted: str) -> bool:
     """MongoDB's `{keys: wanted}`: the value itself, or an element of it (one level)."""
     return value == wanted or (isinstance(value, list) and wanted in value)
@@ -720,49 +740,62 @@ def element_matches(document: dict[str, Any], query: dict[str, Any]) -> bool:
     return all(holds(value, wanted) for wanted in condition["$all"])
 
 
-async def test_string_elements_match_like_mongodb(server: Server) -> None:
+async def test_string_elements_match_like_mongodb(server: Server, element_field: str) -> None:
     collection = server.collection()
-    await collection.create_index("keys")
+    await collection.create_index(element_field)
     documents = [{"_id": n, "n": n, "keys": keys} for n, keys in enumerate(ELEMENT_DOCUMENTS)]
     documents.append({"_id": len(documents), "n": len(documents)})  # no `keys` at all
-    await collection.insert_many(documents)
+    await collection.insert_many(renamed(documents, element_field))
     for query in ELEMENT_QUERIES:
-        found = sorted(document["_id"] for document in await collection.find(query).to_list())
+        sent = renamed(query, element_field)
+        found = sorted(document["_id"] for document in await collection.find(sent).to_list())
         expected = [document["_id"] for document in documents if element_matches(document, query)]
         assert found == expected, query
-        assert await collection.count_documents(query) == len(expected), query
+        assert await collection.count_documents(sent) == len(expected), query
 
 
 async def test_the_rarest_element_drives_and_the_common_one_is_probed(
-    server: Server, traced: list[str]
+    server: Server, traced: list[str], element_field: str
 ) -> None:
     collection = server.collection()
-    await collection.create_index("keys")
+    await collection.create_index(element_field)
     await collection.insert_many(
-        [{"keys": ["common", f"w{n}"] + (["rare"] if n % 100 == 0 else [])} for n in range(1000)]
+        [
+            {element_field: ["common", f"w{n}"] + (["rare"] if n % 100 == 0 else [])}
+            for n in range(1000)
+        ]
     )
-    await collection.find_one({"keys": "rare"})  # computes the per-collection facts once
+    await collection.find_one({element_field: "rare"})  # computes the per-collection facts once
     TracedEngine.tracing = True
-    found = await collection.find({"keys": {"$all": ["common", "rare"]}}).to_list()
+    found = await collection.find({element_field: {"$all": ["common", "rare"]}}).to_list()
     TracedEngine.tracing = False
 
     assert len(found) == 10
     (select,) = [statement for statement in traced if "AS driving" in statement]
     driving = select[select.index("IN (SELECT driving") : select.index("AS driving")]
-    assert "'rare'" in driving, select
-    assert "'common'" not in driving, select
+    if element_field == adapted.KEYWORD_FIELD:
+        # One MATCH of both terms: the keyword table intersects them itself.
+        match = f'\'("{adapted.keyword_term("common")}") AND ("{adapted.keyword_term("rare")}")\''
+        assert match in driving, select
+        assert "multikey_entries" not in select, select
+    else:
+        assert "'rare'" in driving, select
+        assert "'common'" not in driving, select
     assert full_scans(server.path, traced) == []
 
 
 async def test_a_limited_lookup_stops_at_its_last_document(
-    server: Server, traced: list[str]
+    server: Server, traced: list[str], element_field: str
 ) -> None:
     collection = server.collection()
-    await collection.create_index("keys")
+    await collection.create_index(element_field)
     await collection.insert_many(
-        [{"_id": n, "n": n, "keys": ["common", "half" if n % 2 else "other"]} for n in range(400)]
+        [
+            {"_id": n, "n": n, element_field: ["common", "half" if n % 2 else "other"]}
+            for n in range(400)
+        ]
     )
-    query = {"keys": {"$all": ["common", "half"]}}
+    query = {element_field: {"$all": ["common", "half"]}}
     every = await collection.find(query).to_list()
     assert len(every) == 200
     TracedEngine.tracing = True
@@ -779,7 +812,7 @@ async def test_a_limited_lookup_stops_at_its_last_document(
     ]
     # A document holding two of an `$in`'s values counts once: paging by skip and limit goes
     # through every match exactly once.
-    either = {"keys": {"$in": ["half", "other", "common"]}}
+    either = {element_field: {"$in": ["half", "other", "common"]}}
     paged = [
         document["_id"]
         for skip in range(0, 400, 30)
@@ -795,7 +828,9 @@ async def test_a_limited_lookup_stops_at_its_last_document(
     # `$and`, as a scoped query has it) is probed inside it: the limit still goes inside.
     await collection.create_index("owner")
     await collection.update_many({"n": {"$lt": 150}}, {"$set": {"owner": "a"}})
-    scoped = {"$and": [{"owner": "a"}, {"$and": [{"keys": "common"}, {"keys": "half"}]}]}
+    scoped = {
+        "$and": [{"owner": "a"}, {"$and": [{element_field: "common"}, {element_field: "half"}]}]
+    }
     traced.clear()
     TracedEngine.tracing = True
     owned = await collection.find(scoped).limit(7).to_list()
@@ -834,30 +869,33 @@ async def test_a_sorted_page_probes_its_filter_s_index_per_row(
 
 
 async def test_a_sorted_page_probes_common_elements_and_looks_up_rare_ones(
-    server: Server, traced: list[str]
+    server: Server, traced: list[str], element_field: str
 ) -> None:
     """§30: 1,000 documents, pages of 7: a walk probing per row meets 7 matches of a key in
     ~7,000 / matches rows, so keys held by more than sqrt(7,000) = 83 documents are walked,
-    rarer ones looked up (their documents fetched by key, then sorted)."""
+    rarer ones looked up (their documents fetched by key, then sorted). The keyword table
+    counts the documents holding both keys of an `$all` at once (§33)."""
+    keyword = element_field == adapted.KEYWORD_FIELD
     collection = server.collection()
     await collection.create_index("n")
-    await collection.create_index("keys")
+    await collection.create_index(element_field)
     documents: list[dict[str, Any]] = [
         {"_id": n, "n": n, "keys": ["common", f"w{n % 7}"] + (["rare"] if n % 100 == 3 else [])}
         for n in range(1000)
     ]
-    await collection.insert_many(documents)
+    await collection.insert_many(renamed(documents, element_field))
     plans = {
         ("common",): "walk",
         ("w3",): "walk",  # 143 documents
         ("rare",): "lookup",  # 10 documents
-        # `common` counted up to 4 x 83 rows: 332 x 143 / 1,000 = 47 expected, the lookup.
-        ("common", "w3"): "lookup",
-        ("w3", "rare"): "lookup",  # 143 x 10 / 1,000: 1 expected
+        # `common` counted up to 4 x 83 rows: 332 x 143 / 1,000 = 47 expected, the lookup;
+        # the keyword table counts the 143 documents holding both.
+        ("common", "w3"): "walk" if keyword else "lookup",
+        ("w3", "rare"): "lookup",  # 143 x 10 / 1,000: 1 expected (2 hold both)
     }
     for keys, expected_plan in plans.items():
         for direction in (DESCENDING, ASCENDING):
-            query = {"keys": {"$all": list(keys)}}
+            query = {element_field: {"$all": list(keys)}}
             TracedEngine.statements.clear()
             TracedEngine.tracing = True
             first = await collection.find(query).sort("n", direction).limit(7).to_list()
@@ -874,13 +912,181 @@ async def test_a_sorted_page_probes_common_elements_and_looks_up_rare_ones(
                 (d for d in documents if set(keys) <= set(d["keys"])),
                 key=lambda d: d["n"] * direction,
             )
-            assert first + after == matching[:14], (keys, direction)
+            assert first + after == renamed(matching[:14], element_field), (keys, direction)
             walks = [s for s in traced if "ORDER BY scalar_index_entries" in s]
             # Probed per row: the key's rows sought for each row walked, no `driving` lookup.
             # A lookup's few documents are fetched by key and sorted, or walked with their keys.
-            probed = [s for s in walks if "AS driving" not in s and "multikey_entries" in s]
+            rows = "crm_keywords" if keyword else "multikey_entries"
+            probed = [s for s in walks if "AS driving" not in s and rows in s]
             assert bool(probed) == (expected_plan == "walk"), (keys, walks)
     assert full_scans(server.path, traced) == []
+
+
+# --- the keyword index: the search keys' strings in one FTS5 table (§33) ------------------
+
+KEYWORD = adapted.KEYWORD_FIELD
+LONG = "x" * (adapted.KEYWORD_MAX + 1)  # no term: a look-up of it takes the stock path
+ODD_STRINGS = ["", "é", "a b", 'say "hi"', "k6162", "ab", "AB", "x" * adapted.KEYWORD_MAX, LONG]
+
+
+def keyword_rows(path: Path) -> list[tuple[int, str]]:
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT rowid, keys FROM crm_keywords ORDER BY rowid").fetchall()
+    conn.close()
+    return rows
+
+
+async def test_the_keyword_table_answers_like_multikey_rows_after_every_write(
+    server: Server,
+) -> None:
+    """Each document holds the same value under `searchKeys` (the keyword table) and `keys` (a
+    multikey index, checked against Python above): after every kind of write, every string
+    look-up and every other operator answers the same on both."""
+    collection = server.collection()
+    await collection.create_index(KEYWORD)
+    await collection.create_index("keys")
+
+    def both(value: Any) -> dict[str, Any]:
+        return {KEYWORD: value, "keys": deepcopy(value)}
+
+    async def check(step: str) -> None:
+        strings = [*ODD_STRINGS, "common", "rare", "new", "missing"]
+        queries = [
+            *({"keys": text} for text in strings),
+            {"keys": {"$in": ["é", "rare", "missing"]}},
+            {"keys": {"$all": ["common", "a b"]}},
+            {"keys": {"$all": ["common", "common"]}},
+            {"keys": {"$all": ["common", LONG]}},
+            {"$and": [{"keys": "common"}, {"keys": {"$in": ["rare", "new"]}}]},
+            {"keys": {"$regex": "^c"}},
+            {"keys": {"$gt": "m"}},
+            {"keys": {"$size": 2}},
+            {"keys": {"$exists": False}},
+            {"keys": {"$ne": "common"}},
+            {"keys": {"$nin": ["common", "é"]}},
+            {"keys": {"$elemMatch": {"$eq": "rare"}}},
+            {"keys": None},
+            {"keys": 7},
+            {"keys": ["common", "rare"]},
+            {"$or": [{"keys": "rare"}, {"keys": "é"}]},
+        ]
+        for query in queries:
+            keyword, multikey = [
+                sorted(d["_id"] for d in await collection.find(renamed(query, f)).to_list())
+                for f in (KEYWORD, "keys")
+            ]
+            assert keyword == multikey, (step, query)
+            for page in (0, 1):  # pages by skip and limit: slices of one order
+                found = collection.find(renamed(query, KEYWORD)).skip(page).limit(1)
+                assert [d["_id"] for d in await found.to_list()] == [
+                    d["_id"] for d in (await collection.find(renamed(query, KEYWORD)).to_list())
+                ][page : page + 1], (step, query)
+
+    await collection.insert_one({"_id": 1, **both(["common", "rare", *ODD_STRINGS])})
+    await collection.insert_many(
+        [
+            {"_id": 2, **both(["common", "a b", 7])},
+            {"_id": 3, **both("common")},  # a string, not an array
+            {"_id": 4, **both([["common"], {"a": "common"}, None])},  # no string element
+            {"_id": 5, "other": 1},
+            {"_id": 6, **both([])},
+            {"_id": 7, **both(["common", "é"])},
+        ]
+    )
+    await check("inserted")
+    await collection.update_one({"_id": 2}, {"$push": {KEYWORD: "new", "keys": "new"}})
+    await collection.update_one({"_id": 6}, {"$set": both(["rare"])})
+    await collection.update_one({"_id": 1}, {"$set": {"status": "WON"}})  # keys unchanged
+    await check("updated")
+    await collection.replace_one({"_id": 3}, {"_id": 3, **both(["common", "é", "new"])})
+    await collection.update_one({"_id": 8}, {"$set": both(["rare", "new"])}, upsert=True)
+    await collection.update_one({"_id": 8}, {"$pull": {KEYWORD: "rare", "keys": "rare"}})
+    await collection.find_one_and_update({"_id": 5}, {"$set": both("rare")})
+    await check("replaced and upserted")
+    await collection.update_many({}, {"$unset": {KEYWORD: "", "keys": ""}}, hint="_id_")
+    await collection.update_many({"_id": {"$lt": 4}}, {"$set": both(["common", "new"])})
+    await check("unset and set again")
+    await collection.delete_one({"_id": 1})
+    await collection.delete_many({"_id": {"$gt": 6}})
+    await check("deleted")
+
+
+async def test_keyword_rows_follow_the_documents_and_no_multikey_rows_are_written(
+    tmp_path: Path,
+) -> None:
+    embedded = EmbeddedMongo(tmp_path)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(await embedded.start())
+    collection = client["engine_test"]["leads"]
+    other = client["engine_test"]["other"]
+    try:
+        await collection.create_index(KEYWORD)
+        await collection.insert_many(
+            [{"_id": n, KEYWORD: ["common", f"w{n}"]} for n in range(5)] + [{"_id": 5}]
+        )
+        await other.insert_one({"_id": 0, KEYWORD: ["common"]})  # no index: still a row
+        # SQLite's JSON functions refuse a NaN: the row's terms are read in Python (the write
+        # would fail otherwise).
+        await collection.insert_one({"_id": 6, KEYWORD: ["nan"], "score": float("nan")})
+        assert keyword_rows(embedded.path)[-1][1] == adapted.keyword_term("nan")
+        await collection.delete_one({"_id": 6})
+        rows = keyword_rows(embedded.path)
+        assert len(rows) == 6
+        assert rows[0][1] == f"{adapted.keyword_term('common')} {adapted.keyword_term('w0')}"
+        assert index_rows(embedded.path, "multikey_entries", "leads") == []
+        # Another collection's document holding the same key is not this collection's match.
+        assert await collection.count_documents({KEYWORD: "common"}) == 5
+        await collection.delete_many({"_id": {"$lt": 2}})
+        await collection.update_one({"_id": 4}, {"$set": {KEYWORD: "w9"}})
+        assert adapted.keyword_term("w9") in dict(keyword_rows(embedded.path)).values()
+        assert [d["_id"] for d in await collection.find({KEYWORD: "w9"}).to_list()] == [4]
+        assert await collection.find_one({KEYWORD: "w4"}) is None
+        assert len(keyword_rows(embedded.path)) == 4
+        await collection.drop()
+        assert len(keyword_rows(embedded.path)) == 1
+    finally:
+        await client.close()
+        await embedded.stop()
+
+
+async def test_a_file_with_multikey_rows_for_the_keys_gets_its_keyword_rows(
+    tmp_path: Path,
+) -> None:
+    """Written by the stock engine (every index row rebuilt at our first start), or by this
+    engine before §33 (its rows kept, no keyword marker): at start the keyword table is filled
+    from the documents and the index's multikey rows are dropped."""
+    documents = [{"_id": n, KEYWORD: ["common", f"w{n % 3}"], "n": n} for n in range(30)]
+    for writer in (SQLiteEngine, CrmSQLiteEngine):
+        data = tmp_path / writer.__name__
+        embedded = EmbeddedMongo(data, engine=writer)
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(await embedded.start())
+        await client["engine_test"]["leads"].create_index(KEYWORD)
+        await client["engine_test"]["leads"].insert_many(documents)
+        await client.close()
+        await embedded.stop()
+        path = data / "crm.sqlite3"
+        with sqlite3.connect(path) as conn:
+            if writer is CrmSQLiteEngine:  # as this engine left a file before §33
+                conn.execute("DELETE FROM crm_engine_state WHERE key = 'keyword_rows'")
+                conn.execute("DELETE FROM crm_keywords")
+                conn.execute(
+                    "INSERT INTO multikey_entries SELECT collection_id, ?, 'x', 'string', 3, 'w1'"
+                    " FROM collections WHERE coll_name = 'leads'",
+                    (f"{KEYWORD}_1",),
+                )
+        conn.close()
+        assert index_rows(path, "multikey_entries", "leads"), writer
+
+        embedded = EmbeddedMongo(data)
+        client = AsyncMongoClient(await embedded.start())
+        try:
+            assert index_rows(path, "multikey_entries", "leads") == [], writer
+            assert len(keyword_rows(path)) == 30, writer
+            leads = client["engine_test"]["leads"]
+            found = await leads.find({KEYWORD: {"$all": ["common", "w1"]}}).to_list()
+            assert [d["n"] for d in found] == [n for n in range(30) if n % 3 == 1], writer
+        finally:
+            await client.close()
+            await embedded.stop()
 
 
 def plain_match(document: dict[str, Any], query: dict[str, Any]) -> bool:
@@ -1179,6 +1385,15 @@ def test_the_once_validated_encoding_equals_the_stock_one() -> None:
     assert repr(adapted.internal_document(document)) == repr(DocumentCodec.to_internal(document))
     internal = DocumentCodec.to_internal(document)
     assert repr(adapted.encode_document(internal)) == repr(DocumentCodec.encode(internal))
+    # The encoding the wire keeps for the engine is the one the engine would make, for what
+    # the wire decodes (plain dicts: BSON holds no SON, whose internal form is a plain dict).
+    plain = {key: value for key, value in EVERY_TYPE.items() if not isinstance(value, SON)}
+    wire = {**plain, "copy": dict(plain)}
+    made = adapted.internal_document(wire)
+    assert repr(adapted.ENCODED.encoding(made)) == repr(DocumentCodec.encode(made))
+    assert adapted.ENCODED.encoding(DocumentCodec.to_internal(wire)) is None  # another one
+    adapted.ENCODED.forget([made])
+    assert adapted.ENCODED.encoding(made) is None
     for invalid in ({"a": {"b": [2**70]}}, {"a": [{1: "x"}]}, {"a": {"b": {1, 2}}}):
         with pytest.raises((TypeError, OverflowError)) as stock:
             DocumentCodec.encode(invalid)
