@@ -7,7 +7,9 @@ Seeds N seed-shaped leads (bulk `insert_many`, children included) once into DIR 
 next run with the same DIR), then times the commands the app sends per operation: insert_one,
 the pinned `find_one_and_update`, a sorted page of 50 in each order, `count`. Mean ms each.
 Then `insert_many` of `--bulk` (1000) demo leads (the seed's shape: ~3 timeline entries and
-more, encoded by Beanie beforehand) into the collection, in leads/s.
+more, created over 120 days, encoded by Beanie beforehand) into the collection, in leads/s;
+then as many leads as an import creates them (`services.imports.imported_lead`: the demo
+leads' fields, one timeline entry, created now), in `--batches` batches of `--bulk`.
 `--engine stock` runs mongoeco's own `SQLiteEngine` on the same file (the "before"), with
 its own physical indexes restored first (one per logical index; the adapted engine shares one
 per table and converts the file back at its next start); `--engine unshared` the adapted
@@ -44,8 +46,16 @@ from models import DOCUMENT_MODELS  # noqa: E402
 from models.database import EmbeddedMongo  # noqa: E402
 from models.embedded_engine import SHARED_COLUMNS, SHARED_INDEXES, CrmSQLiteEngine  # noqa: E402
 from services.demo import add_demo_leads, demo_lead  # noqa: E402
+from services.imports import imported_lead  # noqa: E402
+from services.viewer import Viewer  # noqa: E402
 
 ORDERS = ("createdAt", "updatedAt", "leadNumber", "annualRevenue", "firstName")
+# The columns of a typical import file (python names of the lead catalog).
+IMPORTED_FIELDS = {
+    "salutation", "first_name", "last_name", "email", "mobile", "organization", "website",
+    "job_title", "industry", "source", "territory", "annual_revenue", "no_of_employees",
+}  # fmt: skip
+IMPORTER = Viewer(id="bench", name="Bench", email=None, role="admin")
 
 
 def restore_stock_indexes(path: Path) -> None:
@@ -191,6 +201,29 @@ async def main(args: argparse.Namespace) -> None:
         await leads.insert_many(documents)
         seconds = time.perf_counter() - started
         print(f"{f'insert_many {args.bulk}':<28} {args.bulk / seconds:8.0f} leads/s")
+        for batch in range(args.batches):
+            base = first + args.bulk * (batch + 1)
+            job = str(ObjectId())
+            imported = [
+                get_dict(
+                    imported_lead(
+                        demo_lead(rng, base + n, now)[0].model_dump(include=IMPORTED_FIELDS),
+                        IMPORTER,
+                        base + n,
+                        job,
+                        n + 2,
+                        by=IMPORTER.id,
+                        now=datetime.now(UTC),
+                    ),
+                    to_db=True,
+                )
+                for n in range(args.bulk)
+            ]
+            started = time.perf_counter()
+            await leads.insert_many(imported, ordered=False)
+            seconds = time.perf_counter() - started
+            name = f"insert_many {args.bulk} imported"
+            print(f"{name:<28} {args.bulk / seconds:8.0f} leads/s (batch {batch + 1})")
     await client.close()
     await server.stop()
 
@@ -202,6 +235,7 @@ if __name__ == "__main__":
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--bulk", type=int, default=1000, help="leads per insert_many (0: none)")
+    parser.add_argument("--batches", type=int, default=3, help="batches of imported leads")
     arguments = parser.parse_args()
     temporary = arguments.data is None  # kept only when named, to be reused
     arguments.data = arguments.data or Path(tempfile.mkdtemp(prefix="crm-engine-"))

@@ -751,27 +751,8 @@ class JobRun:
             numbers = await sequence.reserve("lead", len(pending))
             documents: list[LeadDocument] = []
             for plan, number in zip(pending, numbers, strict=True):
-                fields = dict(plan.fields)
-                fields.setdefault("status", LeadStatus.NEW)
-                if fields.get("lead_owner") is None:
-                    fields["lead_owner"] = self.viewer.name or self.viewer.id
-                entry = timeline.lead_imported(job_id, plan.parsed.row, by=by, at=now)
-                lead_id = sequence.format_id("LEAD", number)
-                lead = LeadDocument.model_validate(
-                    {
-                        **fields,
-                        **normalize.lead_keys({**fields, "lead_id": lead_id}),
-                        "lead_owner_id": self.viewer.id,
-                        "lead_id": lead_id,
-                        "lead_number": number,
-                        "created_at": now,
-                        "created_by": self.viewer.id,
-                        "updated_at": now,
-                        "activities": [entry],
-                        LEAD_JOB_FIELD: job_id,
-                        LEAD_ROW_FIELD: plan.parsed.row,
-                        LEAD_KEY_FIELD: f"{job_id}:{plan.parsed.row}",
-                    }
+                lead = imported_lead(
+                    plan.fields, self.viewer, number, job_id, plan.parsed.row, by=by, now=now
                 )
                 plan.lead = lead
                 documents.append(lead)
@@ -835,6 +816,40 @@ IN_LIMIT = 200
 def _parts[T](values: list[T]) -> Iterator[list[T]]:
     for start in range(0, len(values), IN_LIMIT):
         yield values[start : start + IN_LIMIT]
+
+
+def imported_lead(
+    fields: Mapping[str, object],
+    viewer: Viewer,
+    number: int,
+    job_id: str,
+    row: int,
+    *,
+    by: str | None,
+    now: datetime,
+) -> LeadDocument:
+    """The lead a file's row creates: its fields (python names), its keys, the job's traces,
+    and the timeline entry naming the job and row."""
+    values = {"status": LeadStatus.NEW, **fields}
+    if values.get("lead_owner") is None:
+        values["lead_owner"] = viewer.name or viewer.id
+    lead_id = sequence.format_id("LEAD", number)
+    return LeadDocument.model_validate(
+        {
+            **values,
+            **normalize.lead_keys({**values, "lead_id": lead_id}),
+            "lead_owner_id": viewer.id,
+            "lead_id": lead_id,
+            "lead_number": number,
+            "created_at": now,
+            "created_by": viewer.id,
+            "updated_at": now,
+            "activities": [timeline.lead_imported(job_id, row, by=by, at=now)],
+            LEAD_JOB_FIELD: job_id,
+            LEAD_ROW_FIELD: row,
+            LEAD_KEY_FIELD: f"{job_id}:{row}",
+        }
+    )
 
 
 def _error_bson(error: RowError) -> dict[str, Any]:

@@ -929,9 +929,9 @@ LONG = "x" * (adapted.KEYWORD_MAX + 1)  # no term: a look-up of it takes the sto
 ODD_STRINGS = ["", "é", "a b", 'say "hi"', "k6162", "ab", "AB", "x" * adapted.KEYWORD_MAX, LONG]
 
 
-def keyword_rows(path: Path) -> list[tuple[int, str]]:
+def keyword_rows(path: Path, table: str = "crm_keywords") -> list[tuple[int, str]]:
     with sqlite3.connect(path) as conn:
-        rows = conn.execute("SELECT rowid, keys FROM crm_keywords ORDER BY rowid").fetchall()
+        rows = conn.execute(f"SELECT rowid, keys FROM {table} ORDER BY rowid").fetchall()
     conn.close()
     return rows
 
@@ -1032,7 +1032,33 @@ async def test_keyword_rows_follow_the_documents_and_no_multikey_rows_are_writte
         rows = keyword_rows(embedded.path)
         assert len(rows) == 6
         assert rows[0][1] == f"{adapted.keyword_term('common')} {adapted.keyword_term('w0')}"
+        assert keyword_rows(embedded.path, "crm_keywords_pending") == []  # moved at commit
         assert index_rows(embedded.path, "multikey_entries", "leads") == []
+        # Inside a transaction its own writes are found; aborted, they are gone.
+        async with client.start_session() as session, await session.start_transaction():
+            await collection.insert_one({"_id": 7, KEYWORD: ["fresh"]}, session=session)
+            found = await collection.find({KEYWORD: "fresh"}, session=session).to_list()
+            assert [d["_id"] for d in found] == [7]
+            await session.abort_transaction()
+        assert await collection.find_one({KEYWORD: "fresh"}) is None
+        assert len(keyword_rows(embedded.path)) == 6
+        # A row left waiting (a write that committed by another way) is found all the same,
+        # and goes to the keyword table with the next write.
+        with sqlite3.connect(embedded.path) as conn:
+            conn.execute(
+                "DELETE FROM crm_keywords WHERE keys LIKE ?", (f"%{adapted.keyword_term('w3')}%",)
+            )
+            conn.execute(
+                "INSERT INTO crm_keywords_pending SELECT rowid, ? FROM documents"
+                " WHERE coll_name = 'leads' AND json_extract(document, '$._id') = 3",
+                (f"{adapted.keyword_term('common')} {adapted.keyword_term('w3')}",),
+            )
+        conn.close()
+        assert [d["_id"] for d in await collection.find({KEYWORD: "w3"}).to_list()] == [3]
+        assert await collection.count_documents({KEYWORD: {"$all": ["common", "w3"]}}) == 1
+        await other.insert_one({"_id": 1})
+        assert keyword_rows(embedded.path, "crm_keywords_pending") == []
+        assert len(keyword_rows(embedded.path)) == 6
         # Another collection's document holding the same key is not this collection's match.
         assert await collection.count_documents({KEYWORD: "common"}) == 5
         await collection.delete_many({"_id": {"$lt": 2}})
@@ -1394,7 +1420,14 @@ def test_the_once_validated_encoding_equals_the_stock_one() -> None:
     assert adapted.ENCODED.encoding(DocumentCodec.to_internal(wire)) is None  # another one
     adapted.ENCODED.forget([made])
     assert adapted.ENCODED.encoding(made) is None
-    for invalid in ({"a": {"b": [2**70]}}, {"a": [{1: "x"}]}, {"a": {"b": {1, 2}}}):
+    for invalid in (
+        {"a": {"b": [2**70]}},
+        {"a": [{1: "x"}]},
+        {"a": {"b": {1, 2}}},
+        {"a": (1, -(2**63) - 1)},
+        {"a": [SON([("b", 2**64)])]},
+        {"a": [frozenset({1})]},
+    ):
         with pytest.raises((TypeError, OverflowError)) as stock:
             DocumentCodec.encode(invalid)
         with pytest.raises(type(stock.value), match=re.escape(str(stock.value))):
