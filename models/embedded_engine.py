@@ -9,6 +9,7 @@ why it is safe and how it could go upstream: docs/embedded-engine.md.
 import asyncio
 import dataclasses
 import json
+import logging
 import math
 import re
 import sqlite3
@@ -80,6 +81,8 @@ from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
 from mongoeco.wire.requests import WireRequestContext
 
 from config import ConfigError
+
+log = logging.getLogger(__name__)
 
 MONGOECO_VERSION = "4.11.0"
 """The exact mongoeco these shortcuts were written and tested against."""
@@ -1251,6 +1254,8 @@ class CrmSQLiteEngine(SQLiteEngine):
     def _build_keyword_rows(self, conn: sqlite3.Connection) -> None:
         """The keyword table filled from the documents, and the multikey rows that an earlier
         engine wrote for a keyword index dropped (§33)."""
+        if conn.execute("SELECT 1 FROM documents LIMIT 1").fetchone():
+            log.info("building the search keys' table from the stored documents (once per file)")
         conn.execute("DELETE FROM crm_keywords")
         conn.execute("DELETE FROM crm_keywords_pending")
         conn.execute(_keyword_row("crm_keywords", "documents", " FROM documents"))
@@ -1719,54 +1724,9 @@ class CrmSQLiteEngine(SQLiteEngine):
     ) -> tuple[list[str], list[object]]:
         """The storage keys of the documents holding one of each group in the index, as
         SELECTs: an array's strings (its multikey rows) and the value itself (its scalar rows),
-        or one match in the keyword table, which holds both. Unscoped, a keyword match counts
-        every collection's documents (for an estimate)."""
+        or the keyword table's matches (_keyword_rows), which hold both."""
         if self._keyword_index(index):
-            match = " AND ".join(
-                "(" + " OR ".join(f'"{keyword_term(value)}"' for value in group) + ")"
-                for group in groups
-            )
-            # Rows still waiting for their write's commit (one connection's, mid-write).
-            waiting = " AND ".join(
-                "(" + " OR ".join("instr(' ' || waiting.keys || ' ', ?)" for _ in group) + ")"
-                for group in groups
-            )
-            waiting_params = [f" {keyword_term(value)} " for group in groups for value in group]
-            if not scoped:
-                return [
-                    "SELECT rowid FROM crm_keywords WHERE crm_keywords MATCH ?",
-                    f"SELECT rowid FROM crm_keywords_pending AS waiting WHERE {waiting}",
-                ], [match, *waiting_params]
-            # CROSS JOIN fixes the order: the matches first for a lookup, the one document
-            # first (by its key) for a probe; SQLite's own choice scans the collection.
-            same_collection = (
-                " AND holder.db_name = (SELECT db_name FROM collections WHERE collection_id = ?)"
-                " AND holder.coll_name = (SELECT coll_name FROM collections"
-                f" WHERE collection_id = ?){where}"
-            )
-            selects = []
-            for table, condition in (
-                ("crm_keywords", "crm_keywords MATCH ?"),
-                ("crm_keywords_pending AS waiting", waiting),
-            ):
-                rows = table.split()[-1]
-                tables = (
-                    f"documents AS holder CROSS JOIN {table}"
-                    if where
-                    else f"{table} CROSS JOIN documents AS holder"
-                )
-                selects.append(
-                    f"SELECT holder.storage_key AS storage_key FROM {tables} WHERE {condition}"
-                    f" AND holder.rowid = {rows}.rowid{same_collection}"
-                )
-            return selects, [
-                match,
-                collection_id,
-                collection_id,
-                *waiting_params,
-                collection_id,
-                collection_id,
-            ]
+            return self._keyword_rows(collection_id, groups, where, scoped=scoped)
         group = groups[0]
         selects = [
             f"SELECT storage_key FROM {table} INDEXED BY {self._quote_identifier(str(name))}"
@@ -1784,6 +1744,58 @@ class CrmSQLiteEngine(SQLiteEngine):
             *group,
         ]
         return selects, params * 2
+
+    @staticmethod
+    def _keyword_rows(
+        collection_id: int, groups: tuple[tuple[str, ...], ...], where: str, *, scoped: bool
+    ) -> tuple[list[str], list[object]]:
+        """_element_rows of a keyword index: one MATCH of the keyword table (each group's
+        strings ORed, the groups ANDed) and the rows still waiting for their write's commit
+        (one connection's, mid-write), each joined to its document; a probe (`where`) reads
+        the one document's terms instead. Unscoped, the matched rowids of every collection
+        (for an estimate)."""
+        match = " AND ".join(
+            "(" + " OR ".join(f'"{keyword_term(value)}"' for value in group) + ")"
+            for group in groups
+        )
+        waiting = " AND ".join(
+            "(" + " OR ".join("instr(' ' || waiting.keys || ' ', ?)" for _ in group) + ")"
+            for group in groups
+        )
+        waiting_params = [f" {keyword_term(value)} " for group in groups for value in group]
+        if not scoped:
+            return [
+                "SELECT rowid FROM crm_keywords WHERE crm_keywords MATCH ?",
+                f"SELECT rowid FROM crm_keywords_pending AS waiting WHERE {waiting}",
+            ], [match, *waiting_params]
+        same_collection = (
+            " AND holder.db_name = (SELECT db_name FROM collections WHERE collection_id = ?)"
+            " AND holder.coll_name = (SELECT coll_name FROM collections"
+            f" WHERE collection_id = ?){where}"
+        )
+        scope = [collection_id, collection_id]
+        kept = waiting.replace("waiting.keys", "kept.c0")
+        if where:
+            # A probe reads the one document's row: its terms (FTS5's own content table)
+            # searched in place. A MATCH would open every segment of the index for each row.
+            tables = (
+                ("crm_keywords_content AS kept", "kept.id", kept),
+                ("crm_keywords_pending AS waiting", "waiting.rowid", waiting),
+            )
+            return [
+                f"SELECT holder.storage_key AS storage_key FROM documents AS holder CROSS JOIN"
+                f" {table} WHERE {row} = holder.rowid AND {condition}{same_collection}"
+                for table, row, condition in tables
+            ], [*waiting_params, *scope, *waiting_params, *scope]
+        # CROSS JOIN: the matches first (SQLite's own choice scans the collection).
+        return [
+            "SELECT holder.storage_key AS storage_key FROM crm_keywords CROSS JOIN documents"
+            f" AS holder WHERE crm_keywords MATCH ? AND holder.rowid = crm_keywords.rowid"
+            f"{same_collection}",
+            "SELECT holder.storage_key AS storage_key FROM crm_keywords_pending AS waiting"
+            f" CROSS JOIN documents AS holder WHERE {waiting} AND holder.rowid = waiting.rowid"
+            f"{same_collection}",
+        ], [match, *scope, *waiting_params, *scope]
 
     def _element_probe(
         self,
@@ -1888,17 +1900,15 @@ class CrmSQLiteEngine(SQLiteEngine):
         dialect: Any = MONGODB_DIALECT_70,
     ) -> tuple[str, list[object]]:
         """An unsorted, limited find that is an element lookup alone (a search's look-up)
-        stops probing at its last document, not at the last document of its rarest key. One
-        that a keyword match drives returns its documents in rowid order, limited or not: the
-        order its lookup stops in, so that pages by skip and limit are slices of one order."""
-        keyword = sort is None and hint is None and self._keyword_driven(db_name, coll_name, plan)
+        stops probing at its last document, not at the last document of its rarest key. When
+        a keyword match drives, its documents come in rowid order, the order its lookup stops
+        in, so that pages by skip and limit are slices of one order (for ObjectId `_id`s the
+        order of an unlimited find too: their storage keys sort as they were made)."""
         lookup = (
             self._element_lookup(db_name, coll_name, plan, first=skip + limit)
             if sort is None and hint is None and limit is not None
             else None
         )
-        if lookup is None and keyword:
-            lookup = self._element_lookup(db_name, coll_name, plan)
         if lookup is None:
             options = {"sort": sort, "skip": skip, "limit": limit, "hint": hint}
             stock: tuple[str, list[object]] = super()._build_select_sql(
@@ -1906,11 +1916,12 @@ class CrmSQLiteEngine(SQLiteEngine):
             )
             return stock
         where, params = lookup
+        keyword = self._keyword_driven(db_name, coll_name, plan)
         order = " ORDER BY documents.rowid" if keyword else ""
         return (
             f"SELECT {select_clause} FROM documents WHERE db_name = ? AND coll_name = ?"
             f" AND ({where}){order} LIMIT ? OFFSET ?",
-            [db_name, coll_name, *params, -1 if limit is None else limit, skip],
+            [db_name, coll_name, *params, limit, skip],
         )
 
     def _keyword_driven(self, db_name: str, coll_name: str, plan: Any) -> bool:
