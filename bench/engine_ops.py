@@ -12,8 +12,9 @@ then as many leads as an import creates them (`services.imports.imported_lead`: 
 leads' fields, one timeline entry, created now), in `--batches` batches of `--bulk`.
 `--engine stock` runs mongoeco's own `SQLiteEngine` on the same file (the "before"), with
 its own physical indexes restored first (one per logical index; the adapted engine shares one
-per table and converts the file back at its next start); `--engine unshared` the adapted
-engine without shared physical indexes, on the same restored layout.
+per table, and rebuilds its index rows and keyword table, at its next start);
+`--engine unshared` the adapted engine without shared physical indexes, on the same restored
+layout.
 """
 
 import argparse
@@ -99,6 +100,9 @@ def restore_stock_indexes(path: Path) -> None:
                 conn.execute(f'CREATE INDEX IF NOT EXISTS "{physical}" ON {table} {SHARED_COLUMNS}')
         for shared in (*SHARED_INDEXES.values(), "crm_multikey_entries_storage"):
             conn.execute(f'DROP INDEX IF EXISTS "{shared}"')
+        # What the stock engine writes bypasses the adapted engine's kept rows (counts, the
+        # keyword table): the adapted engine rebuilds them at its next start.
+        conn.execute("DROP TABLE IF EXISTS crm_engine_state")
     conn.close()
 
 
