@@ -130,7 +130,7 @@ RECOUNT = (
 # a plain table until its write commits (CrmSQLiteEngine._commit_write), then goes to FTS5 with
 # the others of that write in one statement: FTS5 in SQLite 3.40 writes a segment at every
 # statement savepoint, i.e. for every document a trigger adds one by one (0.3 ms a lead).
-KEYWORD_FIELD = "searchKeys"
+KEYWORD_FIELD = "searchKeys"  # LeadDocument.search_keys (a test checks)
 # Longer strings get no term; a look-up of one takes the stock path.
 KEYWORD_MAX = 1000
 KEYWORDS_TABLES = (
@@ -952,10 +952,12 @@ class CrmSQLiteEngine(SQLiteEngine):
 
     @staticmethod
     def _keyword_index(index: Any) -> bool:
-        """An index whose array strings the keyword table holds: ascending on KEYWORD_FIELD
-        alone, multikey-capable, over every document, by binary comparison."""
+        """An index whose array strings the keyword table holds: ordered (ascending or
+        descending) on KEYWORD_FIELD alone, multikey-capable, over every document, by binary
+        comparison."""
         return bool(
             index["fields"] == [KEYWORD_FIELD]
+            and SQLiteEngine._supports_scalar_index(index)
             and index.get("multikey")
             and not index.get("partial_filter_expression")
             and index.get("collation") is None
