@@ -192,11 +192,10 @@ KEYWORD_HOOKS = (
     "CREATE TEMP TRIGGER IF NOT EXISTS crm_keywords_delete AFTER DELETE ON main.documents"
     f" BEGIN {KEYWORD_DELETE} END",
 )
-KEYWORDS_MARKER = "keyword_rows"
+KEYWORDS_MARKER, KEYWORDS_VERSION = "keyword_rows", "1"
 # An element condition: an index over an array field, and groups of strings a matching
 # document holds one of each of.
 Element = tuple[dict[str, Any], tuple[tuple[str, ...], ...]]
-KEYWORDS_VERSION = "1"
 
 
 # Written by a clean start: the scalar index rows were rebuilt by this engine version, which
@@ -415,9 +414,10 @@ def encode_validated(data: Any) -> Any:
     return DocumentCodec.encode(data)
 
 
-# Scalars validate_bson_value accepts whatever they hold (it checks the range of an int).
-ACCEPTED_SCALARS = frozenset(
-    {str, float, bool, type(None), datetime, bytes, ObjectId, EngineObjectId}
+# Immutable values: a copy shares them, as `deepcopy` shares a str or an int (see
+# document_copy); validate_bson_value accepts any of them but an int out of int64's range.
+SHARED_VALUES = frozenset(
+    {str, int, float, bool, type(None), bytes, datetime, ObjectId, EngineObjectId}
 )
 
 
@@ -428,10 +428,10 @@ def validate_document(value: Any) -> None:
     while pending:
         current = pending.pop()
         kind = type(current)
-        if kind in ACCEPTED_SCALARS:
-            continue
         if kind is int:
             wrap_bson_numeric(current)  # raises as the stock check does out of int64's range
+        elif kind in SHARED_VALUES:
+            continue
         elif kind in PLAIN_DOCUMENTS and all(type(key) is str for key in current):
             pending.extend(current.values())
         elif kind in PLAIN_ARRAYS:
@@ -452,10 +452,6 @@ def encode_document(document: Any) -> Any:
 
 # --- copies: a document copied as data ------------------------------------------------------
 
-# Immutable values: a copy shares them, as `deepcopy` shares a str or an int.
-SHARED_VALUES = frozenset(
-    {str, int, float, bool, type(None), bytes, datetime, ObjectId, EngineObjectId}
-)
 # Where the engine copies whole documents on every write: the update's working copy, the
 # before and after images (copied again by each result's __post_init__); and on reads: each
 # document a cursor returns (its read snapshot), find's projection, the aggregation stages
@@ -1760,44 +1756,47 @@ class CrmSQLiteEngine(SQLiteEngine):
             "(" + " OR ".join(f'"{keyword_term(value)}"' for value in group) + ")"
             for group in groups
         )
-        waiting = " AND ".join(
-            "(" + " OR ".join("instr(' ' || waiting.keys || ' ', ?)" for _ in group) + ")"
-            for group in groups
-        )
-        waiting_params = [f" {keyword_term(value)} " for group in groups for value in group]
+        terms = [f" {keyword_term(value)} " for group in groups for value in group]
+
+        def holds(column: str) -> str:
+            """The same condition on a row's terms read in place (`column`)."""
+            return " AND ".join(
+                "(" + " OR ".join(f"instr(' ' || {column} || ' ', ?)" for _ in group) + ")"
+                for group in groups
+            )
+
+        waiting = ("crm_keywords_pending AS waiting", "waiting.rowid", holds("waiting.keys"), terms)
         if not scoped:
             return [
                 "SELECT rowid FROM crm_keywords WHERE crm_keywords MATCH ?",
-                f"SELECT rowid FROM crm_keywords_pending AS waiting WHERE {waiting}",
-            ], [match, *waiting_params]
-        same_collection = (
-            " AND holder.db_name = (SELECT db_name FROM collections WHERE collection_id = ?)"
-            " AND holder.coll_name = (SELECT coll_name FROM collections"
-            f" WHERE collection_id = ?){where}"
-        )
-        scope = [collection_id, collection_id]
-        kept = waiting.replace("waiting.keys", "kept.c0")
+                f"SELECT rowid FROM crm_keywords_pending AS waiting WHERE {waiting[2]}",
+            ], [match, *terms]
         if where:
             # A probe reads the one document's row: its terms (FTS5's own content table)
             # searched in place. A MATCH would open every segment of the index for each row.
+            sources = [("crm_keywords_content AS kept", "kept.id", holds("kept.c0"), terms)]
+        else:
+            sources = [("crm_keywords", "crm_keywords.rowid", "crm_keywords MATCH ?", [match])]
+        sources.append(waiting)
+        selects: list[str] = []
+        params: list[object] = []
+        for table, rowid, condition, condition_params in sources:
+            # CROSS JOIN fixes the order: the one document first (by its key) for a probe, the
+            # matches first for a lookup (SQLite's own choice scans the collection).
             tables = (
-                ("crm_keywords_content AS kept", "kept.id", kept),
-                ("crm_keywords_pending AS waiting", "waiting.rowid", waiting),
+                f"documents AS holder CROSS JOIN {table}"
+                if where
+                else f"{table} CROSS JOIN documents AS holder"
             )
-            return [
-                f"SELECT holder.storage_key AS storage_key FROM documents AS holder CROSS JOIN"
-                f" {table} WHERE {row} = holder.rowid AND {condition}{same_collection}"
-                for table, row, condition in tables
-            ], [*waiting_params, *scope, *waiting_params, *scope]
-        # CROSS JOIN: the matches first (SQLite's own choice scans the collection).
-        return [
-            "SELECT holder.storage_key AS storage_key FROM crm_keywords CROSS JOIN documents"
-            f" AS holder WHERE crm_keywords MATCH ? AND holder.rowid = crm_keywords.rowid"
-            f"{same_collection}",
-            "SELECT holder.storage_key AS storage_key FROM crm_keywords_pending AS waiting"
-            f" CROSS JOIN documents AS holder WHERE {waiting} AND holder.rowid = waiting.rowid"
-            f"{same_collection}",
-        ], [match, *scope, *waiting_params, *scope]
+            selects.append(
+                f"SELECT holder.storage_key AS storage_key FROM {tables} WHERE {condition}"
+                f" AND {rowid} = holder.rowid"
+                " AND holder.db_name = (SELECT db_name FROM collections WHERE collection_id = ?)"
+                " AND holder.coll_name = (SELECT coll_name FROM collections"
+                f" WHERE collection_id = ?){where}"
+            )
+            params += [*condition_params, collection_id, collection_id]
+        return selects, params
 
     def _element_probe(
         self,
