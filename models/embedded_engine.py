@@ -65,13 +65,16 @@ from mongoeco.engines.results import DeleteOutcome, InsertOutcome, MergeOutcome,
 from mongoeco.engines.semantic_core import compile_find_semantics_from_operation
 from mongoeco.engines.sqlite import SQLiteEngine
 from mongoeco.engines.sqlite_query import (
+    index_expressions_sql,
     json_path_for_field,
     path_array_prefixes,
     type_expression_sql,
 )
 from mongoeco.errors import BulkWriteError, OperationFailure
 from mongoeco.session import ClientSession
+from mongoeco.wire import protocol as wire_protocol
 from mongoeco.wire._session_identity import wire_session_key
+from mongoeco.wire.bson_bridge import decode_wire_value as stock_decode_wire_value
 from mongoeco.wire.bson_bridge import encode_wire_value
 from mongoeco.wire.connections import WireConnectionContext, WireConnectionRegistry
 from mongoeco.wire.cursors import _principal_key
@@ -509,14 +512,44 @@ ENCODED = EncodedDocuments()
 
 
 def internal_document(document: dict[str, Any]) -> Any:
-    """`DocumentCodec.to_internal(document)` with `encode_document`; its encoding kept in
-    ENCODED for the engine."""
+    """`DocumentCodec.to_internal(document)` with `encode_document` and `internal_value`;
+    its encoding kept in ENCODED for the engine."""
     encoded = encode_document(document)
-    internal = DocumentCodec.mark_internal(
-        DocumentCodec.decode(encoded, preserve_bson_wrappers=True)
-    )
+    internal = internal_value(encoded)
     ENCODED.keep(internal, encoded)
     return internal
+
+
+def internal_value(encoded: Any) -> Any:
+    """`DocumentCodec.mark_internal(DocumentCodec.decode(encoded, preserve_bson_wrappers=True))`
+    in one walk, not two: an encoding's untagged dicts, lists and JSON scalars decode to
+    themselves; each tagged value (and any other scalar) goes to the stock pair."""
+    kind = type(encoded)
+    if kind is dict and not DocumentCodec._is_tagged_value(encoded):
+        return _InternalBsonDocument({key: internal_value(item) for key, item in encoded.items()})
+    if kind is list:
+        return _InternalBsonArray([internal_value(item) for item in encoded])
+    if kind in PLAIN_SCALARS:
+        return encoded
+    return DocumentCodec.mark_internal(DocumentCodec.decode(encoded, preserve_bson_wrappers=True))
+
+
+# The wire's own conversion of each value PyMongo decoded, for types that need none.
+WIRE_PLAIN_SCALARS = PLAIN_SCALARS | {datetime}
+
+
+def decode_wire_value(value: Any) -> Any:
+    """`bson_bridge.decode_wire_value` (the wire's BSON → mongoeco values) with exact dicts,
+    lists and plain scalars taken without its chain of a dozen `isinstance` checks per value,
+    which returns them unchanged; any other value goes to it."""
+    kind = type(value)
+    if kind in WIRE_PLAIN_SCALARS:
+        return value
+    if kind is dict:
+        return {key: decode_wire_value(item) for key, item in value.items()}
+    if kind is list:
+        return [decode_wire_value(item) for item in value]
+    return stock_decode_wire_value(value)
 
 
 def _unrecorded(context: OperationContext | None) -> OperationContext | None:
@@ -733,6 +766,8 @@ class CrmSQLiteEngine(SQLiteEngine):
                 connection.execute("PRAGMA journal_mode=WAL")
                 connection.execute("PRAGMA synchronous=NORMAL")
                 connection.execute(f"PRAGMA cache_size={CACHE_SIZE}")
+                # Before the TEMP triggers (a change of temp_store deletes them). See §35.
+                connection.execute("PRAGMA temp_store=MEMORY")
         except BaseException:
             connection.close()
             raise
@@ -1360,26 +1395,57 @@ class CrmSQLiteEngine(SQLiteEngine):
             cache[key] = row is not None
         return bool(cache[key])
 
+    # Flags the writes ask about each unique field (and plans about each filtered field), at
+    # the first write after a start: the stock queries test `json_extract(document, path)`,
+    # which no index holds, so each reads every document of the collection (~0.3 s at 50,000
+    # leads). These test the expressions of the field's index on `documents`, where it has one
+    # (any ordered index that is not multikey-capable: see SharedIndexConnection), so SQLite
+    # seeks them; with no such index they read every document, as the stock queries do.
+
+    def _field_is_top_level_array_in_collection(
+        self, db_name: str, coll_name: str, field: str
+    ) -> bool:
+        """The stock flag. An array at `field` is the index's value `json_extract(document,
+        path)`: its JSON text, which starts with "[", under an empty type tag. Only the rows in
+        that range are read, and tested with the stock predicate."""
+        cache = self._collection_features_cache
+        key = (db_name, coll_name, f"top_level_array:{field}")
+        if key not in cache:
+            tagged, value = index_expressions_sql(field)
+            row = (
+                self._require_connection()
+                .execute(
+                    "SELECT 1 FROM documents WHERE db_name = ? AND coll_name = ?"
+                    f" AND {tagged} = '' AND {value} >= '[' AND {value} < '\\'"
+                    f" AND {PRESENCE['top_level_array'].format(path=_literal(field))} LIMIT 1",
+                    (db_name, coll_name),
+                )
+                .fetchone()
+            )
+            cache[key] = row is not None
+        return bool(cache[key])
+
     def _field_contains_tagged_value_type_in_collection(
         self, db_name: str, coll_name: str, field: str, value_type: str
     ) -> bool:
-        """The stock flag; the three decimal types, which every plan asks about together for
-        each of its fields (one scan of the collection each), are looked for in one scan (and
-        one more per type found)."""
+        """The stock flag, by the index's type-tag expression. The three decimal types, which
+        every plan asks about together for each of its fields, are looked for in one query
+        (and one more per type found)."""
         cache = self._collection_features_cache
+        key = (db_name, coll_name, f"tagged_type:{field}:{value_type}")
         remaining = [
             tag
-            for tag in DECIMAL_TAGS
+            for tag in (DECIMAL_TAGS if value_type in DECIMAL_TAGS else (value_type,))
             if (db_name, coll_name, f"tagged_type:{field}:{tag}") not in cache
         ]
+        tagged, _ = index_expressions_sql(field)
         while value_type in remaining:
             marks = ", ".join("?" for _ in remaining)
             row = (
                 self._require_connection()
                 .execute(
-                    f"SELECT json_extract(document, {_tag_literal(field)}) FROM documents"
-                    " WHERE db_name = ? AND coll_name = ?"
-                    f" AND json_extract(document, {_tag_literal(field)}) IN ({marks}) LIMIT 1",
+                    f"SELECT {tagged} FROM documents WHERE db_name = ? AND coll_name = ?"
+                    f" AND {tagged} IN ({marks}) LIMIT 1",
                     (db_name, coll_name, *remaining),
                 )
                 .fetchone()
@@ -1387,10 +1453,7 @@ class CrmSQLiteEngine(SQLiteEngine):
             for tag in remaining if row is None else [row[0]]:
                 cache[(db_name, coll_name, f"tagged_type:{field}:{tag}")] = row is not None
             remaining = [] if row is None else [tag for tag in remaining if tag != row[0]]
-        contains: bool = super()._field_contains_tagged_value_type_in_collection(
-            db_name, coll_name, field, value_type
-        )
-        return contains
+        return bool(cache[key])
 
     def _expires(self, db_name: str, coll_name: str) -> bool:
         """Whether the collection has a TTL index (a read purges its expired documents)."""
@@ -2821,6 +2884,7 @@ class CrmProxyServer(AsyncMongoEcoProxyServer):
 
     def __init__(self, *, engine: SQLiteEngine, host: str, port: int) -> None:
         super().__init__(engine=engine, host=host, port=port)
+        wire_protocol.decode_wire_value = decode_wire_value  # type: ignore[attr-defined]
         # Open cursors a `find` started, oldest first; bounded: a cursor forgotten (closed by
         # its client early) or evicted only takes the stock encoding for its next batches.
         self._find_cursors: OrderedDict[int, None] = OrderedDict()

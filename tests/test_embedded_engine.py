@@ -588,6 +588,86 @@ async def test_the_stock_engine_would_scan(tmp_path: Path) -> None:
         await embedded.stop()
 
 
+# --- collection facts found through the field's expression index (§35) --------------------
+
+# Values of `f` around the ones the facts look for: arrays (an index value "[…]"), strings
+# that sort in that range, tagged scalars.
+FACT_VALUES: list[Any] = [
+    "a", "[", "[x]", "\\", "Z", 5, 2.5, Int64(7), Decimal128("1.5"), NOW, ObjectId(), None,
+    {"a": 1}, [], [1, "x"], [[1]], True,
+]  # fmt: skip
+FACT_TYPES = ("int64", "decimal128", "decimal", "decimal128_public", "datetime", "objectid")
+
+
+@pytest.mark.parametrize("indexed", [True, False], ids=["indexed", "unindexed"])
+async def test_collection_facts_are_the_stock_engine_s(tmp_path: Path, indexed: bool) -> None:
+    """Whether some document holds an array, or a value of a tagged type, at a field: the
+    adapted queries answer as the stock ones after each value is written, with and without
+    an expression index on the field."""
+    engine = CrmSQLiteEngine(str(tmp_path / "x.sqlite3"))
+    await engine.connect()
+    try:
+        collection = EcoClient(engine=engine)["db"]["c"]
+        if indexed:
+            await collection.create_index([("f", ASCENDING), ("g", ASCENDING)])
+        await collection.insert_one({"g": 0})
+        for n, value in enumerate([*FACT_VALUES, *FACT_VALUES]):
+            if n == len(FACT_VALUES):
+                await collection.delete_many({})  # then each one alone
+            else:
+                await collection.delete_many({"f": {"$exists": True}})
+            await collection.insert_one({"f": value, "g": n})
+            for name, tag in [
+                ("_field_is_top_level_array_in_collection", ()),
+                *[("_field_contains_tagged_value_type_in_collection", (t,)) for t in FACT_TYPES],
+            ]:
+                answers = []
+                for owner in (engine, super(CrmSQLiteEngine, engine)):  # ours, then stock
+                    engine._invalidate_collection_features_cache()
+                    answers.append(getattr(owner, name)("db", "c", "f", *tag))
+                assert answers[0] == answers[1], (value, name, tag)
+    finally:
+        await engine.disconnect()
+
+
+async def test_the_first_write_after_a_start_finds_the_facts_by_index(tmp_path: Path) -> None:
+    """The facts a bulk insert checks for each unique field (an array there? an Int64?) are
+    looked up in the field's expression index, not read from every document (the stock
+    queries' `LIMIT 1` reads the whole collection when no document has one)."""
+
+    async def started() -> tuple[EmbeddedMongo, AsyncMongoClient[dict[str, Any]]]:
+        embedded = EmbeddedMongo(tmp_path, engine=TracedEngine)
+        return embedded, AsyncMongoClient(await embedded.start(), tz_aware=True)
+
+    embedded, client = await started()
+    await leads_like(Server(embedded.path, client))
+    await client.close()
+    await embedded.stop()
+    embedded, client = await started()  # no fact cached
+    try:
+        TracedEngine.statements, TracedEngine.tracing = [], True
+        await client["engine_test"]["c1"].insert_many(
+            [{"lead_id": f"LEAD-{n}", "leadNumber": n, "status": "NEW"} for n in (900, 901)]
+        )
+        TracedEngine.tracing = False
+        facts = [
+            statement
+            for statement in TracedEngine.statements
+            if statement.startswith("SELECT") and ("'array'" in statement or "type'" in statement)
+        ]
+        assert len(facts) == 3, facts  # an array at lead_id? at leadNumber? an Int64 there?
+        with sqlite3.connect(embedded.path) as conn:
+            for statement in facts:
+                plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {statement}")]
+                assert len(plan) == 1, statement
+                assert re.match(r"SEARCH documents USING INDEX \S+ \(.*<expr>", plan[0]), plan
+        conn.close()
+    finally:
+        TracedEngine.tracing = False
+        await client.close()
+        await embedded.stop()
+
+
 # --- `$type: "string"` on a path through an array, in SQL -----------------------------------
 
 THROUGH_ARRAY: list[tuple[dict[str, Any], bool]] = [  # (document, matches {"a.b": {$type: string}})
@@ -1416,12 +1496,22 @@ EVERY_TYPE: dict[str, Any] = {
 }
 
 
+def kinds(value: Any) -> Any:
+    """The type of a value and of everything inside it (a repr shows a dict subclass as a dict)."""
+    if isinstance(value, dict):
+        return type(value).__name__, {key: kinds(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value).__name__, [kinds(item) for item in value]
+    return type(value).__name__
+
+
 def test_the_once_validated_encoding_equals_the_stock_one() -> None:
     from mongoeco.core.codec import DocumentCodec
 
     document = {**EVERY_TYPE, "copy": dict(EVERY_TYPE)}
     assert repr(adapted.encode_document(document)) == repr(DocumentCodec.encode(document))
     assert repr(adapted.internal_document(document)) == repr(DocumentCodec.to_internal(document))
+    assert kinds(adapted.internal_document(document)) == kinds(DocumentCodec.to_internal(document))
     internal = DocumentCodec.to_internal(document)
     assert repr(adapted.encode_document(internal)) == repr(DocumentCodec.encode(internal))
     # The encoding the wire keeps for the engine is the one the engine would make, for what
@@ -1445,6 +1535,19 @@ def test_the_once_validated_encoding_equals_the_stock_one() -> None:
             DocumentCodec.encode(invalid)
         with pytest.raises(type(stock.value), match=re.escape(str(stock.value))):
             adapted.encode_document(invalid)
+
+
+def test_the_wire_s_values_are_decoded_like_the_stock_bridge() -> None:
+    """§35: what PyMongo's BSON decoder returns for every type, as the wire decodes it."""
+    from bson.codec_options import CodecOptions
+    from mongoeco.wire import bson_bridge
+
+    document = {**EVERY_TYPE, "copy": dict(EVERY_TYPE), "list": list(EVERY_TYPE.values())}
+    raw = bson.encode(document, codec_options=CodecOptions(uuid_representation=4))
+    wire = bson.BSON(raw).decode()  # as decode_op_msg decodes each document
+    ours, stock = adapted.decode_wire_value(wire), bson_bridge.decode_wire_value(wire)
+    assert repr(ours) == repr(stock)
+    assert kinds(ours) == kinds(stock)
 
 
 def test_unusual_wire_documents_are_left_to_insert_many() -> None:
@@ -2027,5 +2130,9 @@ def test_the_internals_a_streamed_find_uses_exist() -> None:
         inspect.signature(SQLiteScanReader.fetch).parameters
     )
     assert _CommandFailPointState()._fail_command is None
+    # §35 replaces the `decode_wire_value` the wire's message decoder calls.
+    from mongoeco.wire import protocol
+
+    assert "decode_wire_value" in protocol.decode_op_msg.__code__.co_names
     # §29 replaces the `deepcopy` each of these modules imported.
     assert all(hasattr(module, "deepcopy") for module in adapted.DOCUMENT_COPYING_MODULES)
