@@ -36,7 +36,12 @@ from mongoeco.api.operations import UpdateOperation
 from mongoeco.compat import MONGODB_DIALECT_70
 from mongoeco.core import projections
 from mongoeco.core.aggregation import array_string_expressions, transform_stages
-from mongoeco.core.bson_scalars import is_bson_numeric, validate_bson_value, wrap_bson_numeric
+from mongoeco.core.bson_scalars import (
+    is_bson_numeric,
+    normalize_utc_bson_datetime,
+    validate_bson_value,
+    wrap_bson_numeric,
+)
 from mongoeco.core.codec import DocumentCodec, _InternalBsonArray, _InternalBsonDocument
 from mongoeco.core.error_documents import error_message
 from mongoeco.core.expression_context import execution_now_scope
@@ -414,6 +419,9 @@ def encode_validated(data: Any) -> Any:
         return [encode_validated(value) for value in data]
     if kind in PLAIN_SCALARS:
         return data
+    if kind is datetime:  # the stock encoding of a date, less its dozen type checks
+        date = normalize_utc_bson_datetime(data)
+        return DocumentCodec._tagged_value("datetime", date.isoformat())
     return DocumentCodec.encode(data)
 
 
@@ -525,8 +533,14 @@ def internal_value(encoded: Any) -> Any:
     in one walk, not two: an encoding's untagged dicts, lists and JSON scalars decode to
     themselves; each tagged value (and any other scalar) goes to the stock pair."""
     kind = type(encoded)
-    if kind is dict and not DocumentCodec._is_tagged_value(encoded):
-        return _InternalBsonDocument({key: internal_value(item) for key, item in encoded.items()})
+    if kind is dict:
+        if not DocumentCodec._is_tagged_value(encoded):
+            return _InternalBsonDocument(
+                {key: internal_value(item) for key, item in encoded.items()}
+            )
+        tagged = encoded[DocumentCodec._MARKER]
+        if tagged[DocumentCodec._TYPE] == "datetime":  # its stock decoding, internal as it is
+            return datetime.fromisoformat(tagged[DocumentCodec._VALUE])
     if kind is list:
         return _InternalBsonArray([internal_value(item) for item in encoded])
     if kind in PLAIN_SCALARS:
