@@ -8,6 +8,7 @@ import random
 import re
 import sqlite3
 import struct
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from copy import deepcopy
@@ -666,6 +667,49 @@ async def test_the_first_write_after_a_start_finds_the_facts_by_index(tmp_path: 
         TracedEngine.tracing = False
         await client.close()
         await embedded.stop()
+
+
+# --- the log copied into the file off the writer's thread (§36) ------------------------------
+
+
+async def test_the_log_is_copied_into_the_file_off_the_writer_s_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write's commit leaves the WAL to the checkpointer (SQLite would copy it into the file
+    in the commit past 1,000 pages); the checkpointer copies it when woken, and stops with the
+    engine."""
+    path = tmp_path / "x.sqlite3"
+    held: list[adapted.Checkpointer] = []
+
+    def hold(checkpointer: adapted.Checkpointer) -> None:
+        held.append(checkpointer)
+
+    def checkpointers() -> int:
+        return [thread.name for thread in threading.enumerate()].count("crm-checkpointer")
+
+    monkeypatch.setattr(adapted.Checkpointer, "wake", hold)
+    others = checkpointers()  # other tests' engines
+    engine = CrmSQLiteEngine(str(path))
+    await engine.connect()
+    try:
+        assert checkpointers() == others + 1
+        collection = EcoClient(engine=engine)["db"]["c"]
+        await collection.insert_one({"_id": 0})
+        size = path.stat().st_size
+        await collection.insert_many([{"_id": n, "pad": "x" * 4000} for n in range(1, 2001)])
+        assert held  # each write's commit wakes it
+        assert path.stat().st_size == size  # 2,000+ pages in the log, none copied by the writer
+        monkeypatch.undo()
+        held[-1].wake()
+        for _ in range(200):
+            if path.stat().st_size > size:
+                break
+            await asyncio.sleep(0.05)
+        assert path.stat().st_size > size + 2000 * 4000
+        assert await collection.count_documents({}) == 2001
+    finally:
+        await engine.disconnect()
+    assert checkpointers() == others
 
 
 # --- `$type: "string"` on a path through an array, in SQL -----------------------------------
