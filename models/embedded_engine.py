@@ -80,7 +80,7 @@ from mongoeco.session import ClientSession
 from mongoeco.wire import protocol as wire_protocol
 from mongoeco.wire._session_identity import wire_session_key
 from mongoeco.wire.bson_bridge import decode_wire_value as stock_decode_wire_value
-from mongoeco.wire.bson_bridge import encode_wire_value
+from mongoeco.wire.bson_bridge import encode_wire_value as stock_encode_wire_value
 from mongoeco.wire.connections import WireConnectionContext, WireConnectionRegistry
 from mongoeco.wire.cursors import _principal_key
 from mongoeco.wire.executor import WireCommandExecutor
@@ -612,6 +612,19 @@ def decode_wire_value(value: Any) -> Any:
     if kind is list:
         return [decode_wire_value(item) for item in value]
     return stock_decode_wire_value(value)
+
+
+def encode_wire_value(value: Any) -> Any:
+    """`bson_bridge.encode_wire_value` (mongoeco values → the wire's BSON types, for replies
+    the C encoder does not write: an aggregate's batches), the same way round."""
+    kind = type(value)
+    if kind in WIRE_PLAIN_SCALARS:
+        return value
+    if kind is dict:
+        return {key: encode_wire_value(item) for key, item in value.items()}
+    if kind is list:
+        return [encode_wire_value(item) for item in value]
+    return stock_encode_wire_value(value)
 
 
 def _unrecorded(context: OperationContext | None) -> OperationContext | None:
@@ -2957,6 +2970,7 @@ class CrmProxyServer(AsyncMongoEcoProxyServer):
     def __init__(self, *, engine: SQLiteEngine, host: str, port: int) -> None:
         super().__init__(engine=engine, host=host, port=port)
         wire_protocol.decode_wire_value = decode_wire_value  # type: ignore[attr-defined]
+        wire_protocol.encode_wire_value = encode_wire_value  # type: ignore[attr-defined]
         # Open cursors a `find` started, oldest first; bounded: a cursor forgotten (closed by
         # its client early) or evicted only takes the stock encoding for its next batches.
         self._find_cursors: OrderedDict[int, None] = OrderedDict()
@@ -3017,6 +3031,7 @@ class CrmProxyServer(AsyncMongoEcoProxyServer):
 # one value it would write differently, mongoeco's Binary (a bytes subclass: its subtype would
 # be lost), does not reach a find/getMore batch: documents are materialized as PyMongo's types.
 WIRE_CODEC: CodecOptions[Any] = CodecOptions(
-    uuid_representation=STANDARD, type_registry=TypeRegistry(fallback_encoder=encode_wire_value)
+    uuid_representation=STANDARD,
+    type_registry=TypeRegistry(fallback_encoder=stock_encode_wire_value),
 )
 MAX_FIND_CURSORS = 10_000

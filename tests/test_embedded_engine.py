@@ -1582,8 +1582,10 @@ def test_the_once_validated_encoding_equals_the_stock_one() -> None:
 
 
 def test_the_wire_s_values_are_decoded_like_the_stock_bridge() -> None:
-    """§35: what PyMongo's BSON decoder returns for every type, as the wire decodes it."""
+    """§35: what PyMongo's BSON decoder returns for every type, as the wire decodes it; and
+    mongoeco's values as the wire encodes them for a reply."""
     from bson.codec_options import CodecOptions
+    from mongoeco.core.codec import DocumentCodec
     from mongoeco.wire import bson_bridge
 
     document = {**EVERY_TYPE, "copy": dict(EVERY_TYPE), "list": list(EVERY_TYPE.values())}
@@ -1592,6 +1594,11 @@ def test_the_wire_s_values_are_decoded_like_the_stock_bridge() -> None:
     ours, stock = adapted.decode_wire_value(wire), bson_bridge.decode_wire_value(wire)
     assert repr(ours) == repr(stock)
     assert kinds(ours) == kinds(stock)
+    # And back, from what the engine returns: mongoeco's values, internal and public.
+    for value in (stock, DocumentCodec.to_internal(stock), DocumentCodec.to_public(stock)):
+        ours, theirs = adapted.encode_wire_value(value), bson_bridge.encode_wire_value(value)
+        assert repr(ours) == repr(theirs)
+        assert kinds(ours) == kinds(theirs)
 
 
 def test_unusual_wire_documents_are_left_to_insert_many() -> None:
@@ -2174,9 +2181,10 @@ def test_the_internals_a_streamed_find_uses_exist() -> None:
         inspect.signature(SQLiteScanReader.fetch).parameters
     )
     assert _CommandFailPointState()._fail_command is None
-    # §35 replaces the `decode_wire_value` the wire's message decoder calls.
+    # §35 replaces the `decode_wire_value` and `encode_wire_value` the wire's messages call.
     from mongoeco.wire import protocol
 
     assert "decode_wire_value" in protocol.decode_op_msg.__code__.co_names
+    assert "encode_wire_value" in protocol.encode_op_msg_response.__code__.co_names
     # §29 replaces the `deepcopy` each of these modules imported.
     assert all(hasattr(module, "deepcopy") for module in adapted.DOCUMENT_COPYING_MODULES)
