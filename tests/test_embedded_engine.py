@@ -1003,7 +1003,9 @@ async def test_a_sorted_page_probes_common_elements_and_looks_up_rare_ones(
     """§30: 1,000 documents, pages of 7: a walk probing per row meets 7 matches of a key in
     ~7,000 / matches rows, so keys held by more than sqrt(7,000) = 83 documents are walked,
     rarer ones looked up (their documents fetched by key, then sorted). The keyword table
-    counts the documents holding both keys of an `$all` at once (§33)."""
+    counts the documents holding both keys of an `$all` at once (§33); a walked match it
+    counts below 4 x 83 documents is read once, its rowids kept for the walk, and a commoner
+    one is probed per row (§37)."""
     keyword = element_field == adapted.KEYWORD_FIELD
     collection = server.collection()
     await collection.create_index("n")
@@ -1048,6 +1050,9 @@ async def test_a_sorted_page_probes_common_elements_and_looks_up_rare_ones(
             rows = "crm_keywords" if keyword else "multikey_entries"
             probed = [s for s in walks if "AS driving" not in s and rows in s]
             assert bool(probed) == (expected_plan == "walk"), (keys, walks)
+            if keyword and probed:
+                per_row = any("crm_keywords_content" in statement for statement in probed)
+                assert per_row == (keys == ("common",)), (keys, probed)
     assert full_scans(server.path, traced) == []
 
 
