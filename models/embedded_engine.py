@@ -1776,10 +1776,11 @@ class CrmSQLiteEngine(SQLiteEngine):
         ]
         groups = [group for _, found in parts if found is not None for group in found]
         collection_id = self._lookup_collection_id(self._require_connection(), db_name, coll_name)
-        cap = WALK_COUNT * self._walk_bound(db_name, coll_name, wanted) if groups else 0
+        size = self._kept_count(db_name, coll_name) if groups else 0
+        bound = math.isqrt(size * wanted) if size and wanted is not None else 0
         if groups and (
             collection_id is None
-            or not self._walk_meets_elements(db_name, coll_name, collection_id, groups, wanted)
+            or not self._walk_meets_elements(collection_id, groups, size, bound)
         ):
             return self._translate_query_plan_with_multikey(db_name, coll_name, plan)
         fragments: list[str] = []
@@ -1787,7 +1788,9 @@ class CrmSQLiteEngine(SQLiteEngine):
         for part, found in parts:
             if found is not None and collection_id is not None:
                 for index, group in found:
-                    sql, part_params = self._walk_element(collection_id, index, group, cap)
+                    sql, part_params = self._walk_element(
+                        collection_id, index, group, WALK_COUNT * bound
+                    )
                     fragments.append(f"({sql})")
                     params += part_params
                 continue
@@ -1799,36 +1802,21 @@ class CrmSQLiteEngine(SQLiteEngine):
         return " AND ".join(fragments) or "1 = 1", params
 
     def _walk_meets_elements(
-        self,
-        db_name: str,
-        coll_name: str,
-        collection_id: int,
-        groups: list[Element],
-        wanted: int | None,
+        self, collection_id: int, groups: list[Element], size: int, bound: int
     ) -> bool:
-        """Whether a sorted walk that probes the element `groups` row by row reads fewer rows
+        """Whether a sorted walk that meets the element `groups` row by row reads fewer rows
         than their joint lookup: with `matches` spread over `size` documents it meets `wanted`
         of them in about size * wanted / matches rows, where the lookup reads at least
-        `matches` rows, so it walks when matches > sqrt(size * wanted). Matches are estimated
-        as if the groups were independent (size * the product of rows / size), each group's
-        rows counted up to WALK_COUNT times that bound: the estimate errs low, toward the
-        lookup, the plan of every rarer match."""
-        size, bound = (
-            self._kept_count(db_name, coll_name),
-            self._walk_bound(db_name, coll_name, wanted),
-        )
+        `matches` rows, so it walks when matches > sqrt(size * wanted) (`bound`; 0: no walk).
+        Matches are estimated as if the groups were independent (size * the product of rows /
+        size), each group's rows counted up to WALK_COUNT times that bound: the estimate errs
+        low, toward the lookup, the plan of every rarer match."""
         if not bound:
             return False
         estimate = float(size)
         for index, group in groups:
             estimate *= self._rows_up_to(collection_id, index, group, WALK_COUNT * bound) / size
         return estimate >= bound
-
-    def _walk_bound(self, db_name: str, coll_name: str, wanted: int | None) -> int:
-        """sqrt(size * wanted): the matches above which a sorted walk of `wanted` documents
-        meets them in fewer rows than there are matches (0: no walk)."""
-        size = self._kept_count(db_name, coll_name)
-        return math.isqrt(size * wanted) if size and wanted is not None else 0
 
     def _walk_element(
         self,
@@ -1838,9 +1826,9 @@ class CrmSQLiteEngine(SQLiteEngine):
         cap: int,
     ) -> tuple[str, list[object]]:
         """An element condition on each row a sorted walk meets. A keyword match counted below
-        `cap` documents (WALK_COUNT times _walk_bound) is read once: SQLite keeps its rowids for
-        the statement and each row is looked up among them (~1 µs, where reading the row's
-        terms costs ~15). Past that, and on another index, each row is probed
+        `cap` documents (as _walk_meets_elements counts it) is read once: SQLite keeps its
+        rowids for the statement and each row is looked up among them (~1 µs, where reading
+        the row's terms costs ~15). Past that, and on another index, each row is probed
         (_element_probe): reading every match once would cost more than the few rows the
         walk meets (at 50,000 leads, 45,000 matches of `w:example` take ~5 ms to read, the
         57 rows probed well under one)."""
