@@ -600,31 +600,29 @@ def internal_value(encoded: Any) -> Any:
 WIRE_PLAIN_SCALARS = PLAIN_SCALARS | {datetime}
 
 
-def decode_wire_value(value: Any) -> Any:
-    """`bson_bridge.decode_wire_value` (the wire's BSON → mongoeco values) with exact dicts,
-    lists and plain scalars taken without its chain of a dozen `isinstance` checks per value,
-    which returns them unchanged; any other value goes to it."""
-    kind = type(value)
-    if kind in WIRE_PLAIN_SCALARS:
-        return value
-    if kind is dict:
-        return {key: decode_wire_value(item) for key, item in value.items()}
-    if kind is list:
-        return [decode_wire_value(item) for item in value]
-    return stock_decode_wire_value(value)
+def plain_fast_path(stock: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`stock`, one of the wire's value conversions (bson_bridge: PyMongo's BSON types to
+    mongoeco's values, or back), with exact dicts, lists and plain scalars taken without its
+    chain of a dozen `isinstance` checks per value, which returns them unchanged (containers
+    copied); any other value goes to it."""
+
+    def convert(value: Any) -> Any:
+        kind = type(value)
+        if kind in WIRE_PLAIN_SCALARS:
+            return value
+        if kind is dict:
+            return {key: convert(item) for key, item in value.items()}
+        if kind is list:
+            return [convert(item) for item in value]
+        return stock(value)
+
+    return convert
 
 
-def encode_wire_value(value: Any) -> Any:
-    """`bson_bridge.encode_wire_value` (mongoeco values → the wire's BSON types, for replies
-    the C encoder does not write: an aggregate's batches), the same way round."""
-    kind = type(value)
-    if kind in WIRE_PLAIN_SCALARS:
-        return value
-    if kind is dict:
-        return {key: encode_wire_value(item) for key, item in value.items()}
-    if kind is list:
-        return [encode_wire_value(item) for item in value]
-    return stock_encode_wire_value(value)
+# What the wire decodes, and what it encodes for the replies the C encoder does not write (an
+# aggregate's batches: every lead list page).
+decode_wire_value = plain_fast_path(stock_decode_wire_value)
+encode_wire_value = plain_fast_path(stock_encode_wire_value)
 
 
 def _unrecorded(context: OperationContext | None) -> OperationContext | None:
@@ -2983,8 +2981,8 @@ class CrmProxyServer(AsyncMongoEcoProxyServer):
 
     def __init__(self, *, engine: SQLiteEngine, host: str, port: int) -> None:
         super().__init__(engine=engine, host=host, port=port)
-        wire_protocol.decode_wire_value = decode_wire_value  # type: ignore[attr-defined]
-        wire_protocol.encode_wire_value = encode_wire_value  # type: ignore[attr-defined]
+        wire_protocol.decode_wire_value = decode_wire_value  # type: ignore[attr-defined,assignment]
+        wire_protocol.encode_wire_value = encode_wire_value  # type: ignore[attr-defined,assignment]
         # Open cursors a `find` started, oldest first; bounded: a cursor forgotten (closed by
         # its client early) or evicted only takes the stock encoding for its next batches.
         self._find_cursors: OrderedDict[int, None] = OrderedDict()
