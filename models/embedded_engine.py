@@ -1462,7 +1462,8 @@ class CrmSQLiteEngine(SQLiteEngine):
     # --- sorted pages: walk one field's index rows in order instead of sorting everything ----
 
     def _flag(self, db_name: str, coll_name: str, kind: str, predicate: str) -> bool:
-        """A feature flag of this adaptation, cached and kept current like the stock ones."""
+        """A feature flag (this adaptation's, or a stock one found by another predicate), cached
+        and kept current like the stock ones."""
         cache = self._collection_features_cache
         key = (db_name, coll_name, kind)
         if key not in cache:
@@ -1491,22 +1492,14 @@ class CrmSQLiteEngine(SQLiteEngine):
         """The stock flag. An array at `field` is the index's value `json_extract(document,
         path)`: its JSON text, which starts with "[", under an empty type tag. Only the rows in
         that range are read, and tested with the stock predicate."""
-        cache = self._collection_features_cache
-        key = (db_name, coll_name, f"top_level_array:{field}")
-        if key not in cache:
-            tagged, value = index_expressions_sql(field)
-            row = (
-                self._require_connection()
-                .execute(
-                    "SELECT 1 FROM documents WHERE db_name = ? AND coll_name = ?"
-                    f" AND {tagged} = '' AND {value} >= '[' AND {value} < '\\'"
-                    f" AND {PRESENCE['top_level_array'].format(path=_literal(field))} LIMIT 1",
-                    (db_name, coll_name),
-                )
-                .fetchone()
-            )
-            cache[key] = row is not None
-        return bool(cache[key])
+        tagged, value = index_expressions_sql(field)
+        return self._flag(
+            db_name,
+            coll_name,
+            f"top_level_array:{field}",
+            f"{tagged} = '' AND {value} >= '[' AND {value} < '\\'"
+            f" AND {PRESENCE['top_level_array'].format(path=_literal(field))}",
+        )
 
     def _field_contains_tagged_value_type_in_collection(
         self, db_name: str, coll_name: str, field: str, value_type: str
